@@ -1,0 +1,44 @@
+"""rlfleet: train and deploy reinforcement-learning agents on a Ray cluster, every run tracked.
+
+The SDK mirrors the seed's workflow::
+
+    from rlfleet import Experiment, RunSpec, WorkerConfiguration, Workspace
+
+    ws = Workspace.from_config()
+    exp = Experiment(ws, "rllib-pong-multi-node")
+    run = exp.submit(RunSpec(source_directory="files", entry_script="pong_rllib.py",
+                             compute_target="head", worker_configuration=WorkerConfiguration(
+                                 compute_target="workers", node_count=2)))
+    run.wait_for_completion(show_output=True)
+
+and inside an entry script::
+
+    from rlfleet import Run
+    Run.get_context().log("episode_reward_mean", 18.0)
+"""
+
+from rlfleet.compute.target import ComputeKind, ComputeTarget
+from rlfleet.errors import RlfleetError
+from rlfleet.experiment import Experiment
+from rlfleet.runs.run import Run
+from rlfleet.runs.spec import RunSpec, WorkerConfiguration
+from rlfleet.runs.status import RunStatus
+from rlfleet.workspace import Workspace
+
+ReinforcementLearningEstimator = RunSpec
+"""The seed's name for a run specification."""
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ComputeKind",
+    "ComputeTarget",
+    "Experiment",
+    "ReinforcementLearningEstimator",
+    "RlfleetError",
+    "Run",
+    "RunSpec",
+    "RunStatus",
+    "WorkerConfiguration",
+    "Workspace",
+]

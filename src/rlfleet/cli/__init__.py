@@ -1,0 +1,1 @@
+"""The ``rlfleet`` command line: a thin layer over the SDK."""

@@ -1,0 +1,41 @@
+"""``rlfleet init``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rlfleet.workspace import CONFIG_FILE_NAME, Workspace
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    init = commands.add_parser("init", help="make a folder an rlfleet workspace")
+    init.add_argument("directory", nargs="?", default=".", help="the folder (default: here)")
+    init.add_argument("--name", help="workspace name (default: the folder's name)")
+    init.add_argument(
+        "--tracking-uri",
+        help="an MLflow server (http://host:5000) or database (postgresql://...) instead of "
+        "the embedded SQLite store",
+    )
+    init.set_defaults(handler=_init)
+
+
+def _init(args: argparse.Namespace) -> int:
+    existed = (Path(args.directory) / CONFIG_FILE_NAME).exists()
+    ws = Workspace.init(args.directory, name=args.name, tracking_uri=args.tracking_uri)
+    ws.tracking.experiment(ws.config.default_experiment)  # opens (creates) the store now
+    verb = "already a workspace" if existed else "initialised workspace"
+    print(f"{verb} {ws.name!r} in {ws.root}")
+    print(f"tracking store: {_safe_uri(ws.tracking_uri)}")
+    return 0
+
+
+def _safe_uri(uri: str) -> str:
+    """The URI with any password hidden."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return uri

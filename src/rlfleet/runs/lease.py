@@ -1,0 +1,166 @@
+"""The cluster a run runs on, held for the run's lifetime.
+
+For a ``local`` head target the run uses the warm cluster of that target if ``rlfleet cluster
+up`` started one, else it starts its own head node; worker nodes the run needs beyond the warm
+ones are started for it. Whatever the run started is stopped when it ends. A ``ray`` head target
+is an existing cluster: nothing is started or stopped there.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rlfleet.compute.cluster import LocalCluster, NodeRecord, use_workspace_token
+from rlfleet.compute.target import ComputeKind
+from rlfleet.errors import ClusterError
+
+if TYPE_CHECKING:
+    from rlfleet.runs.spec import ResolvedSpec
+    from rlfleet.workspace import Workspace
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ClusterLease:
+    """A run's hold on a cluster: where to reach it and what to stop at the end."""
+
+    gcs_address: str
+    local: LocalCluster | None = None
+    owns_cluster: bool = False
+    started_nodes: list[NodeRecord] = field(default_factory=list)
+    node_names: list[str] = field(default_factory=list)
+    worker_count: int = 0
+
+    @property
+    def cluster_id(self) -> str:
+        return self.local.cluster_id if self.local else self.gcs_address
+
+    @property
+    def label_selector(self) -> dict[str, str]:
+        """Where the head node's own actors go (the tracker)."""
+        if self.local is None:
+            return {}
+        return {"rlfleet/role": "head", "rlfleet/cluster": self.local.cluster_id}
+
+    def dashboard_url(self) -> str:
+        """The Jobs API address: the local cluster's, else looked up in the cluster's GCS."""
+        if self.local is not None:
+            return self.local.dashboard_url
+        import ray
+
+        # An existing cluster: its dashboard address is what ray.init reports.
+        context = ray.init(address=self.gcs_address, logging_level=logging.WARNING)
+        url = context.dashboard_url
+        ray.shutdown()
+        if not url:
+            raise ClusterError(
+                f"the Ray cluster at {self.gcs_address} runs no dashboard, which its Jobs API "
+                "needs; start its head with --include-dashboard=true."
+            )
+        return url if url.startswith("http") else f"http://{url}"
+
+    def wait(self, timeout_s: float, should_stop: Callable[[], bool]) -> None:
+        if self.local is not None and not self.started_nodes:
+            # A warm cluster's nodes joined when `rlfleet cluster up` started them.
+            nodes = [self.local.node(name) for name in self.node_names]
+            if all(node is not None and node.alive() for node in nodes):
+                return
+        if self.local is not None:
+            self.local.wait_for_nodes(self.node_names, timeout_s=timeout_s, should_stop=should_stop)
+        else:
+            _wait_for_node_count(self.gcs_address, self.worker_count + 1, timeout_s, should_stop)
+
+    def worker_nodes(self) -> dict[str, str]:
+        """Ray node id → node name, for the worker nodes this run uses."""
+        from ray.util.state import list_nodes
+
+        states = list_nodes(address=self.gcs_address, filters=[("state", "=", "ALIVE")], timeout=10)
+        found = {}
+        for state in states:
+            name = state.labels.get("rlfleet/node") or state.node_name or state.node_id[:8]
+            if self.local is not None:
+                if name in self.node_names and name != "head":
+                    found[state.node_id] = name
+            elif not state.is_head_node:
+                found[state.node_id] = f"node-{state.node_id[:8]}"
+        return found
+
+    def release(self) -> int:
+        """Stop what the run started; returns how many of its processes were still left."""
+        if self.local is None:
+            return 0
+        if self.owns_cluster:
+            return self.local.stop()
+        if self.started_nodes:
+            return self.local.stop_nodes(self.started_nodes)
+        return 0
+
+
+def acquire(workspace: Workspace, resolved: ResolvedSpec, owner: str) -> ClusterLease:
+    """Find or start the nodes the run needs (returns at once; then :meth:`ClusterLease.wait`)."""
+    spec, head, workers = resolved.spec, resolved.head, resolved.workers
+    count = resolved.node_count
+    if head.kind is ComputeKind.RAY:
+        assert head.address is not None
+        return ClusterLease(gcs_address=head.address, worker_count=count)
+
+    use_workspace_token(workspace)
+    cluster = LocalCluster.warm_for(workspace, head.name)
+    lease = ClusterLease(gcs_address="", owns_cluster=cluster is None)
+    if cluster is None:
+        cluster = LocalCluster.start(
+            workspace, head, owner=owner, use_gpu=spec.use_gpu, object_store_bytes=spec.shm_bytes
+        )
+        lease.started_nodes.append(cluster.nodes[0])
+    lease.local, lease.gcs_address = cluster, cluster.gcs_address
+    lease.node_names = ["head"]
+    if workers is not None and count:
+        warm = [
+            n
+            for n in cluster.nodes
+            if n.role == "worker" and n.target == workers.name and n.owner == "warm" and n.alive()
+        ][:count]
+        worker_config = spec.worker_configuration
+        assert worker_config is not None
+        started = cluster.add_workers(
+            workers,
+            count - len(warm),
+            owner=owner,
+            use_gpu=worker_config.use_gpu,
+            object_store_bytes=spec.shm_bytes,
+        )
+        lease.started_nodes.extend(started)
+        lease.node_names += [n.name for n in warm + started]
+    lease.worker_count = len(lease.node_names) - 1
+    return lease
+
+
+def _wait_for_node_count(
+    gcs_address: str, count: int, timeout_s: float, should_stop: Callable[[], bool]
+) -> None:
+    from ray.util.state import list_nodes
+
+    deadline = time.monotonic() + timeout_s
+    alive = 0
+    while True:
+        try:
+            alive = len(
+                list_nodes(address=gcs_address, filters=[("state", "=", "ALIVE")], timeout=5)
+            )
+        except Exception as err:
+            logger.debug("cluster at %s not reachable yet: %s", gcs_address, err)
+        if alive >= count:
+            return
+        if should_stop():
+            raise ClusterError("stopped while waiting for the cluster")
+        if time.monotonic() > deadline:
+            raise ClusterError(
+                f"the cluster at {gcs_address} had {alive} of the {count} nodes the run needs "
+                f"after {timeout_s:g} s (cluster_coordination_timeout_seconds)."
+            )
+        time.sleep(0.5)

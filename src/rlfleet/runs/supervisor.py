@@ -1,0 +1,349 @@
+"""The run supervisor: one process per run that takes it from QUEUED to its end.
+
+It brings the cluster up (or finds the warm one), waits for every node, submits the entry script
+through Ray's Job API, streams the driver log and uploads each role's logs while the run goes on,
+enforces ``max_run_duration_seconds`` and cancel requests, and at the end stops whatever the run
+started. It is the only writer of the run's status after submission.
+
+Started by :func:`rlfleet.runs.submit.submit` as ``python -m rlfleet.runs.supervisor``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from rlfleet.errors import ClusterError, RlfleetError
+from rlfleet.runs import record
+from rlfleet.runs.context import RUN_ID_ENV, TRACKER_ENV, TRACKING_URI_ENV
+from rlfleet.runs.lease import ClusterLease, acquire
+from rlfleet.runs.logs import DriverLogStream, node_log
+from rlfleet.runs.run import DRIVER_LOG
+from rlfleet.runs.spec import ResolvedSpec, RunSpec
+from rlfleet.runs.status import RunStatus
+from rlfleet.tracking.tracker import NAMESPACE, ensure_tracker, tracker_name
+from rlfleet.workspace import Workspace
+
+if TYPE_CHECKING:
+    from ray.job_submission import JobSubmissionClient
+
+logger = logging.getLogger("rlfleet.supervisor")
+
+POLL_S = 0.25
+CANCEL_TAG_POLL_S = 1.0
+LOG_UPLOAD_S = 3.0
+ERROR_TAIL_LINES = 25
+
+
+@dataclass
+class Outcome:
+    status: RunStatus
+    reason: str | None = None
+    error: str | None = None
+
+
+class Supervisor:
+    """Drives one run; see the module docstring."""
+
+    def __init__(self, workspace: Workspace, run_id: str) -> None:
+        self.workspace = workspace
+        self.run_id = run_id
+        self.store = workspace.tracking
+        self.run_dir = workspace.runs_dir / run_id
+        self.submission_id = f"rlfleet-{run_id}"
+        self.cancel_reason: str | None = None
+        self.lease: ClusterLease | None = None
+        self.client: JobSubmissionClient | None = None
+        self.tracker: Any = None
+        self.driver_log: DriverLogStream | None = None
+        self.children: dict[str, str] = {}
+        self._uploaded: dict[str, str] = {}
+        self._job_hex: str | None = None
+
+    # -- signals --------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.cancel_reason = self.cancel_reason or "canceled by user"
+        logger.info("signal %d: canceling", signum)
+
+    def _should_stop(self) -> bool:
+        return self.cancel_reason is not None
+
+    # -- the whole run --------------------------------------------------------------------------
+
+    def _catch_signals(self) -> None:
+        """SIGTERM/SIGINT ask for a cancel (``ray.init`` installs handlers of its own: call
+        this again after it)."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def run(self) -> RunStatus:
+        self._catch_signals()
+        outcome = Outcome(RunStatus.FAILED, error="the supervisor stopped unexpectedly")
+        try:
+            resolved = RunSpec.from_dict(
+                _load_yaml(self.run_dir / "spec.yaml"), source="spec.yaml"
+            ).resolve(self.workspace)
+            self._start(resolved)
+            outcome = self._watch(resolved.spec.max_run_duration_seconds)
+        except ClusterError as err:
+            if self.cancel_reason:
+                outcome = Outcome(RunStatus.CANCELED, reason=self.cancel_reason)
+            else:
+                outcome = Outcome(RunStatus.FAILED, reason=str(err), error=str(err))
+        except RlfleetError as err:
+            outcome = Outcome(RunStatus.FAILED, reason=str(err), error=str(err))
+        except Exception as err:
+            logger.exception("supervisor error")
+            message = f"rlfleet supervisor error: {type(err).__name__}: {err}"
+            outcome = Outcome(RunStatus.FAILED, reason=message, error=traceback.format_exc())
+        finally:
+            self._finish(outcome)
+        return outcome.status
+
+    def _start(self, resolved: ResolvedSpec) -> None:
+        spec = resolved.spec
+        self.lease = acquire(self.workspace, resolved, owner=f"run:{self.run_id}")
+        if self.lease.started_nodes:  # nodes take seconds: show that the run is starting
+            self._mark(RunStatus.STARTING)
+        logger.info("waiting for nodes %s", self.lease.node_names or self.lease.gcs_address)
+        self.lease.wait(spec.cluster_coordination_timeout_seconds, self._should_stop)
+        # The entry script goes first; the bookkeeping below runs while its driver starts, at
+        # a lower priority so that it takes no CPU from the run on a small machine.
+        self._submit(spec, self.lease.dashboard_url())
+        self._connect()
+        os.nice(5)
+        self._mark(RunStatus.STARTING)
+        self._make_children(resolved)
+        self._mark(RunStatus.RUNNING)
+
+    def _connect(self) -> None:
+        """Connect to the cluster as a driver and get (or start) its tracker actor."""
+        import ray
+
+        assert self.lease is not None
+        ray.init(
+            address=self.lease.gcs_address,
+            namespace=NAMESPACE,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+        self._catch_signals()
+        self.tracker = ensure_tracker(self.store.tracking_uri, self.lease.label_selector)
+
+    def _submit(self, spec: RunSpec, dashboard_url: str) -> None:
+        from ray.job_submission import JobSubmissionClient
+
+        env = {
+            **spec.environment_variables,
+            RUN_ID_ENV: self.run_id,
+            TRACKING_URI_ENV: self.store.tracking_uri,
+            TRACKER_ENV: tracker_name(self.store.tracking_uri),
+            "PYTHONUNBUFFERED": "1",
+        }
+        runtime_env: dict[str, Any] = {"working_dir": spec.source_directory, "env_vars": env}
+        packages = spec.all_pip_packages()
+        if packages:
+            runtime_env["pip"] = {"packages": packages, "pip_check": False}
+        self.client = JobSubmissionClient(dashboard_url)
+        self.client.submit_job(
+            entrypoint=spec.entrypoint(),
+            submission_id=self.submission_id,
+            runtime_env=runtime_env,
+            metadata={"rlfleet_run_id": self.run_id},
+        )
+        logger.info("submitted %s: %s", self.submission_id, spec.entrypoint())
+        self.driver_log = DriverLogStream(
+            self.client, self.submission_id, self.run_dir / DRIVER_LOG
+        ).start()
+
+    # -- watching -------------------------------------------------------------------------------
+
+    def _watch(self, max_duration_s: float | None) -> Outcome:
+        from ray.job_submission import JobStatus
+
+        assert self.client is not None
+        started = time.monotonic()
+        next_tag_check = next_upload = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= next_tag_check:
+                next_tag_check = now + CANCEL_TAG_POLL_S
+                requested = self.store.get_run(self.run_id).data.tags.get(record.CANCEL_REQUESTED)
+                if requested and not self.cancel_reason:
+                    self.cancel_reason = requested
+            if (
+                max_duration_s is not None
+                and now - started > max_duration_s
+                and not self.cancel_reason
+            ):
+                self.cancel_reason = f"max_run_duration_seconds ({max_duration_s:g} s) exceeded"
+            if self.cancel_reason:
+                self._stop_job()
+                return Outcome(RunStatus.CANCELED, reason=self.cancel_reason)
+            try:
+                status = self.client.get_job_status(self.submission_id)
+            except Exception as err:
+                raise ClusterError(f"lost the cluster while the run was going: {err}") from err
+            if status.is_terminal():
+                return self._outcome_of(status == JobStatus.SUCCEEDED, status == JobStatus.STOPPED)
+            if now >= next_upload:
+                next_upload = now + LOG_UPLOAD_S
+                self._upload_logs()
+            time.sleep(POLL_S)
+
+    def _outcome_of(self, succeeded: bool, stopped: bool) -> Outcome:
+        if succeeded:
+            return Outcome(RunStatus.COMPLETED)
+        if stopped:
+            return Outcome(RunStatus.CANCELED, reason="the Ray job was stopped outside rlfleet")
+        assert self.client is not None
+        info = self.client.get_job_info(self.submission_id)
+        if self.driver_log is not None:
+            self.driver_log.finish()
+        tail = _tail(self.run_dir / DRIVER_LOG, ERROR_TAIL_LINES)
+        code = (
+            f" with exit code {info.driver_exit_code}" if info.driver_exit_code is not None else ""
+        )
+        reason = f"the entry script failed{code}"
+        if info.driver_exit_code is None and info.message:
+            reason = info.message.splitlines()[0]
+        return Outcome(RunStatus.FAILED, reason=reason, error=f"{reason}\n{tail}".strip())
+
+    def _stop_job(self) -> None:
+        """Stop the entry script. On a cluster of its own the teardown does it faster."""
+        if self.client is None or (self.lease is not None and self.lease.owns_cluster):
+            return
+        try:
+            self.client.stop_job(self.submission_id)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                if self.client.get_job_status(self.submission_id).is_terminal():
+                    return
+                time.sleep(0.2)
+        except Exception as err:
+            logger.warning("could not stop job %s: %s", self.submission_id, err)
+
+    # -- records and logs -----------------------------------------------------------------------
+
+    def _mark(self, status: RunStatus, **kwargs: str | None) -> None:
+        if status is RunStatus.STARTING:
+            self.store.set_tags(
+                self.run_id,
+                {
+                    record.SUPERVISOR_PID: str(os.getpid()),
+                    record.SUPERVISOR_HOST: socket.gethostname(),
+                    record.CLUSTER: self.lease.cluster_id if self.lease else "",
+                },
+            )
+        if record.set_status(self.store, self.run_id, status, **kwargs):
+            logger.info("run %s is %s", self.run_id, status.value)
+
+    def _make_children(self, resolved: ResolvedSpec) -> None:
+        experiment_id = self.store.get_run(self.run_id).info.experiment_id
+        roles = ["head"] + (["worker"] if resolved.node_count else [])
+        for role in roles:
+            self.children[role] = self.store.create_run(
+                experiment_id,
+                name=role,
+                parent_id=self.run_id,
+                tags={record.ROLE: role, record.STATUS: RunStatus.RUNNING.value},
+            )
+            self.store.set_mlflow_status(self.children[role], "RUNNING", end=False)
+
+    def _upload_logs(self, *, final: bool = False) -> None:
+        try:
+            if "head" in self.children and self.driver_log is not None:
+                if final:  # a canceled job's stream does not end by itself: do not wait for it
+                    self.driver_log.finish(timeout_s=0.1 if self.cancel_reason else 2.0)
+                self._upload(self.children["head"], self.driver_log.path, DRIVER_LOG)
+            if "worker" in self.children and self.lease is not None:
+                job_hex = self._ray_job_hex()
+                for node_id, name in self.lease.worker_nodes().items():
+                    path = self.run_dir / f"{name}_log.txt"
+                    path.write_text(node_log(self.lease.gcs_address, node_id, name, job_hex))
+                    self._upload(self.children["worker"], path, path.name)
+        except Exception as err:  # logs are best effort while the run goes on
+            logger.warning("log upload failed: %s", err)
+
+    def _upload(self, run_id: str, path: Path, name: str) -> None:
+        digest = hashlib.sha1(path.read_bytes()).hexdigest()
+        if self._uploaded.get(name) != digest:
+            self.store.log_artifact(run_id, path)
+            self._uploaded[name] = digest
+
+    def _ray_job_hex(self) -> str | None:
+        if self._job_hex is None and self.client is not None:
+            self._job_hex = self.client.get_job_info(self.submission_id).job_id
+            if self._job_hex:
+                self.store.set_tags(self.run_id, {record.RAY_JOB: self._job_hex})
+        return self._job_hex
+
+    # -- the end --------------------------------------------------------------------------------
+
+    def _finish(self, outcome: Outcome) -> None:
+        self._upload_logs(final=True)
+        if self.tracker is not None:
+            try:
+                import ray
+
+                ray.get(self.tracker.flush.remote(), timeout=15)
+            except Exception as err:
+                logger.warning("could not flush the tracker: %s", err)
+        self._disconnect()
+        if self.lease is not None:
+            left = self.lease.release()
+            if left:
+                logger.error("%d processes of the run's nodes were still alive", left)
+        for child in self.children.values():
+            record.set_status(self.store, child, outcome.status)
+        self._mark(outcome.status, reason=outcome.reason, error=outcome.error)
+
+    def _disconnect(self) -> None:
+        if "ray" in sys.modules:
+            import ray
+
+            if ray.is_initialized():
+                ray.shutdown()
+
+
+def _load_yaml(path: Path) -> Any:
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workspace", required=True)
+    parser.add_argument("--run-id", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    workspace = Workspace.from_config(args.workspace)
+    status = Supervisor(workspace, args.run_id).run()
+    return 0 if status is RunStatus.COMPLETED else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

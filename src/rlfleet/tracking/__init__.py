@@ -1,0 +1,1 @@
+"""The tracking store: MLflow, embedded (SQLite) or a server/database chosen by URI."""

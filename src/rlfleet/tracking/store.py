@@ -1,0 +1,215 @@
+"""A thin layer over MLflow's client: the calls rlfleet makes, with its errors made plain.
+
+MLflow is the store; nothing here re-implements it. The layer adds what rlfleet needs around it:
+experiments created with the workspace's artifact root, run lookups that fail with a clear
+message, SQLite in WAL mode so that several processes can log at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+from uuid import uuid4
+
+from rlfleet.errors import ExperimentNotFoundError, RunNotFoundError
+
+if TYPE_CHECKING:
+    from mlflow.entities import Experiment, Run
+    from mlflow.tracking import MlflowClient
+
+logger = logging.getLogger(__name__)
+
+PARENT_TAG = "mlflow.parentRunId"
+MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+
+
+class MetricPoint(NamedTuple):
+    """One logged value: MLflow's (key, value, timestamp in ms, step)."""
+
+    key: str
+    value: float
+    timestamp: int
+    step: int
+
+
+class TrackingStore:
+    """The workspace's MLflow store, addressed by ``tracking_uri``."""
+
+    def __init__(self, tracking_uri: str, *, artifact_location: str | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.artifact_location = artifact_location
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.tracking_uri)
+        if self.tracking_uri.startswith("sqlite:///"):
+            client.search_experiments(max_results=1)  # creates the tables on first use
+            _use_wal(Path(self.tracking_uri.removeprefix("sqlite:///")))
+        return client
+
+    # -- experiments ----------------------------------------------------------------------------
+
+    def experiment(self, name: str, *, create: bool = True) -> Experiment:
+        """The experiment called ``name``, created (with the workspace's artifact root) if new."""
+        from mlflow.exceptions import MlflowException
+
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found
+        if not create:
+            raise ExperimentNotFoundError(
+                f"no experiment named {name!r}; list them with `rlfleet runs list --all`."
+            )
+        location = None
+        if self.artifact_location:
+            location = f"{self.artifact_location.rstrip('/')}/{uuid4().hex}"
+        try:
+            experiment_id = self.client.create_experiment(name, artifact_location=location)
+        except MlflowException:  # created meanwhile by another process
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return found
+        return self.client.get_experiment(experiment_id)
+
+    def experiment_name(self, experiment_id: str) -> str:
+        return self.client.get_experiment(experiment_id).name
+
+    def experiments(self) -> list[Experiment]:
+        return list(self.client.search_experiments())
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        tags: dict[str, str] | None = None,
+        parent_id: str | None = None,
+    ) -> str:
+        all_tags = dict(tags or {})
+        if parent_id:
+            all_tags[PARENT_TAG] = parent_id
+        run = self.client.create_run(experiment_id, run_name=name, tags=all_tags)
+        return run.info.run_id
+
+    def get_run(self, run_id: str) -> Run:
+        """The run with this id (or unique id prefix, or name)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_run(run_id)
+        except MlflowException:
+            pass
+        matches = [
+            r
+            for r in self._recent_runs()
+            if r.info.run_id.startswith(run_id) or r.info.run_name == run_id
+        ]
+        if len(matches) == 1 and run_id:
+            return matches[0]
+        if len(matches) > 1:
+            raise RunNotFoundError(
+                f"{run_id!r} matches {len(matches)} runs; give more of the run id."
+            )
+        raise RunNotFoundError(
+            f"no run with id {run_id!r} in this workspace's store; "
+            "list runs with `rlfleet runs list`."
+        )
+
+    def _recent_runs(self, limit: int = 2000) -> list[Run]:
+        ids = [e.experiment_id for e in self.experiments()]
+        if not ids:
+            return []
+        return list(self.client.search_runs(ids, max_results=limit))
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        *,
+        filter_string: str = "",
+        max_results: int = 1000,
+    ) -> list[Run]:
+        return list(
+            self.client.search_runs(
+                list(experiment_ids),
+                filter_string=filter_string,
+                max_results=max_results,
+                order_by=["attributes.start_time DESC"],
+            )
+        )
+
+    def children(self, run: Run) -> list[Run]:
+        return self.search_runs(
+            [run.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{run.info.run_id}'"
+        )
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def set_mlflow_status(self, run_id: str, status: str, *, end: bool) -> None:
+        if end:
+            self.client.set_terminated(run_id, status, end_time=int(time.time() * 1000))
+        else:
+            self.client.update_run(run_id, status=status)
+
+    # -- metrics --------------------------------------------------------------------------------
+
+    def log_points(self, run_id: str, points: Iterable[MetricPoint]) -> int:
+        """Write metric points in batches; returns how many were written."""
+        from mlflow.entities import Metric
+
+        batch = [Metric(p.key, float(p.value), int(p.timestamp), int(p.step)) for p in points]
+        for start in range(0, len(batch), MAX_BATCH):
+            self.client.log_batch(run_id, metrics=batch[start : start + MAX_BATCH])
+        return len(batch)
+
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        history = self.client.get_metric_history(run_id, key)
+        points = [MetricPoint(m.key, m.value, m.timestamp, m.step) for m in history]
+        return sorted(points, key=lambda p: (p.step, p.timestamp))
+
+    # -- artifacts ------------------------------------------------------------------------------
+
+    def log_artifact(
+        self, run_id: str, local_path: str | Path, artifact_path: str | None = None
+    ) -> None:
+        self.client.log_artifact(run_id, str(local_path), artifact_path)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self.client.log_text(run_id, text, artifact_file)
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[str]:
+        return [a.path for a in self.client.list_artifacts(run_id, path)]
+
+    def read_artifact(self, run_id: str, path: str) -> bytes:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            local = self.client.download_artifacts(run_id, path, tmp)
+            return Path(local).read_bytes()
+
+    def download_artifacts(self, run_id: str, path: str, dst: str | Path) -> Path:
+        return Path(self.client.download_artifacts(run_id, path, str(dst)))
+
+
+def _use_wal(db_path: Path) -> None:
+    """Put the SQLite store in WAL mode (persistent), so readers never block the writer."""
+    try:
+        with sqlite3.connect(db_path, timeout=30) as conn:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error as err:  # a read-only copy of a workspace still reads fine
+        logger.debug("could not switch %s to WAL: %s", db_path, err)

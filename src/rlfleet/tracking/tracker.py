@@ -1,0 +1,114 @@
+"""The run tracker: a Ray actor on the head node that writes metrics into MLflow in batches.
+
+Entry scripts and their tasks log through it from any node with a fire-and-forget actor call, so
+logging costs a training loop almost nothing, nodes need no access to the store, and the store
+sees a few batched writes instead of many small ones. One tracker serves every run of a cluster
+(named after the tracking URI); :meth:`RunTracker.flush` writes everything pending at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+from rlfleet.tracking.store import MetricPoint, TrackingStore
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "rlfleet"
+FLUSH_INTERVAL_S = 0.5
+BATCH_WINDOW_S = 0.05
+
+
+def tracker_name(tracking_uri: str) -> str:
+    return "tracker-" + hashlib.sha1(tracking_uri.encode()).hexdigest()[:12]
+
+
+class RunTracker:
+    """Buffers metric points per run and writes them with MLflow's ``log_batch``."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self._store = TrackingStore(tracking_uri)
+        self._store.client  # noqa: B018 - open the store now, not on the first metric
+        self._pending: dict[str, list[MetricPoint]] = defaultdict(list)
+        self._lock = threading.Lock()
+        self._arrived = threading.Event()
+        self._write_lock = threading.Lock()
+        self._written = 0
+        threading.Thread(target=self._flush_forever, daemon=True, name="tracker-flush").start()
+
+    def ready(self) -> bool:
+        return True
+
+    def log(self, run_id: str, points: list[tuple[str, float, int, int]]) -> None:
+        with self._lock:
+            self._pending[run_id].extend(MetricPoint(*p) for p in points)
+        self._arrived.set()
+
+    def flush(self) -> int:
+        """Write everything pending now; returns the number of points written so far."""
+        self._write_pending()
+        return self._written
+
+    def _flush_forever(self) -> None:
+        while True:
+            # Write soon after points arrive, gathering whatever else comes in a short window.
+            self._arrived.wait(FLUSH_INTERVAL_S)
+            time.sleep(BATCH_WINDOW_S)
+            self._arrived.clear()
+            try:
+                self._write_pending()
+            except Exception:  # keep the points and try again on the next tick
+                logger.exception("tracker: writing metrics failed; will retry")
+
+    def _write_pending(self) -> None:
+        from mlflow.exceptions import MlflowException
+
+        with self._write_lock:
+            with self._lock:
+                batches, self._pending = dict(self._pending), defaultdict(list)
+            failed: dict[str, list[MetricPoint]] = {}
+            error: Exception | None = None
+            for run_id, points in batches.items():
+                try:
+                    self._written += self._store.log_points(run_id, points)
+                except MlflowException as err:
+                    if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+                        logger.warning(
+                            "tracker: dropping %d points of unknown run %s", len(points), run_id
+                        )
+                        continue
+                    failed[run_id], error = points, err
+                except Exception as err:
+                    failed[run_id], error = points, err
+            if failed:
+                with self._lock:  # put them back in front, in order
+                    for run_id, points in failed.items():
+                        self._pending[run_id][:0] = points
+            if error is not None:
+                raise error
+
+
+def ensure_tracker(tracking_uri: str, label_selector: dict[str, str] | None = None) -> Any:
+    """The cluster's tracker for ``tracking_uri``, started (detached, 0 CPUs) if not running.
+
+    The caller must be connected to the cluster (``ray.init``). Returns at once; calls to the
+    actor queue until it is up.
+    """
+    import ray
+
+    options: dict[str, Any] = {
+        "name": tracker_name(tracking_uri),
+        "namespace": NAMESPACE,
+        "lifetime": "detached",
+        "get_if_exists": True,
+        "num_cpus": 0,
+        "max_restarts": 3,
+    }
+    if label_selector:
+        options["label_selector"] = label_selector
+    return ray.remote(RunTracker).options(**options).remote(tracking_uri)

@@ -1,0 +1,53 @@
+"""Fixtures shared by the whole suite: workspaces and a warm cluster."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rlfleet import ComputeTarget, Workspace
+
+
+@pytest.fixture(autouse=True)
+def _keep_ray_env() -> Iterator[None]:
+    """Tests may point this process at a workspace's clusters; undo it afterwards."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("RAY_")}
+    yield
+    for key in [k for k in os.environ if k.startswith("RAY_")]:
+        if key not in saved:
+            del os.environ[key]
+    os.environ.update(saved)
+
+
+def _make_workspace(root: Path) -> Workspace:
+    ws = Workspace.init(root)
+    ws.compute.create(ComputeTarget("head", cpus=1))
+    ws.compute.create(ComputeTarget("workers", cpus=1, max_nodes=2))
+    return ws
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    """A fresh workspace with a head target and a worker target of up to 2 nodes."""
+    return _make_workspace(tmp_path / "ws")
+
+
+@pytest.fixture(scope="session")
+def warm_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    """One workspace for the session with a warm cluster (head + 1 worker node), for the
+    tests that need *a* cluster but not one of their own."""
+    from rlfleet.compute.warm import cluster_down, cluster_up
+
+    saved = {k: v for k, v in os.environ.items() if k.startswith("RAY_")}
+    ws = _make_workspace(tmp_path_factory.mktemp("warm") / "ws")
+    cluster_up(ws, "head", worker="workers", nodes=1)
+    try:
+        yield ws
+    finally:
+        cluster_down(ws)
+        for key in [k for k in os.environ if k.startswith("RAY_")]:
+            del os.environ[key]
+        os.environ.update(saved)

@@ -1,0 +1,45 @@
+"""The seed's entry script (RLlib through Ray Tune) runs as an rlfleet run and logs into it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlfleet import RunSpec, RunStatus
+from rlfleet.runs.submit import submit
+
+pytest.importorskip("ray.rllib")
+pytestmark = pytest.mark.cluster
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "pong_rllib"
+
+
+def test_seed_arguments_run_rllib_impala_and_log_to_the_run(warm_workspace):
+    seed = yaml.safe_load((EXAMPLE / "pong.yaml").read_text())
+    assert seed["script_params"]["--run"] == "IMPALA"
+    params = dict(seed["script_params"])
+    params["--env"] = "CartPole-v1"  # the seed's job, on an environment that fits a test
+    # 2 CPUs here (head + 1 worker node): learn in the main process, one env runner.
+    params["--config"] = json.dumps(
+        {"num_gpus": 0, "num_workers": 1, "sample_batch_size": 50, "num_learners": 0}
+    )
+    params["--stop"] = json.dumps({"training_iteration": 3})
+    spec = RunSpec(
+        source_directory=str(EXAMPLE / "files"),
+        entry_script=seed["entry_script"],
+        script_params=params,
+        compute_target="head",
+        worker_configuration={"compute_target": "workers", "node_count": 1},
+    )
+    run = submit(warm_workspace, spec, experiment="rllib-pong-multi-node")
+    status = run.wait_for_completion(timeout_s=400)
+    assert status is RunStatus.COMPLETED, run.to_dict()["error"]
+    episodes = run.get_metric_history("episodes_total")
+    assert [p.step for p in episodes] == [1, 2, 3]
+    assert episodes[-1].value > episodes[0].value > 0
+    rewards = run.get_metric_history("episode_reward_mean")
+    assert rewards and all(8 <= p.value <= 500 for p in rewards)  # CartPole returns
+    assert "Algorithm config:" in run.driver_log()
