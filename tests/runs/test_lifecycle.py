@@ -44,6 +44,13 @@ def test_cancel_stops_the_run_and_its_cluster_within_10_s(workspace, tmp_path):
     cluster = run.tags["rlfleet.cluster"]
     assert processes_with(f"rlfleet/{cluster}")
 
+    # Logs are uploaded while the run goes on, not only at its end.
+    def head_log() -> str:
+        head = run.get_child("head")
+        return head.get_logs().get("driver_log.txt", "") if head else ""
+
+    assert wait_until(lambda: "sleeping" in head_log(), timeout=30)
+
     started = time.monotonic()
     canceled = run_cli("runs", "cancel", run.id, cwd=workspace.root)
     took = time.monotonic() - started

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import NoReturn
 
-from rlfleet.cli import cluster_cmds, compute_cmds, runs_cmds, workspace_cmds
+from rlfleet.cli import cluster_cmds, compute_cmds, runs_cmds, train_cmds, workspace_cmds
 from rlfleet.errors import RlfleetError
 
 DEBUG_ENV = "RLFLEET_DEBUG"
@@ -47,6 +47,7 @@ def build_parser() -> Parser:
     compute_cmds.register(commands)
     cluster_cmds.register(commands)
     runs_cmds.register(commands)
+    train_cmds.register(commands)
     return parser
 
 

@@ -239,15 +239,11 @@ class Run:
         """Block until the run ends; with ``show_output`` stream the entry script's output."""
         out = out or sys.stdout
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        shown = 0
+        output = _OutputFollower(self) if show_output else None
         while True:
             status = self.status
-            if show_output:
-                text = self.driver_log()
-                if len(text) > shown:
-                    out.write(text[shown:])
-                    out.flush()
-                    shown = len(text)
+            if output is not None:
+                output.show_new(out, final=status.is_terminal())
             if status.is_terminal():
                 return status
             if deadline is not None and time.monotonic() > deadline:
@@ -264,6 +260,36 @@ class Run:
         from rlfleet.runs.summary import run_summary
 
         return run_summary(self)
+
+
+class _OutputFollower:
+    """Prints what the entry script wrote since last time: from the local log file as it grows,
+    or (another machine's run) from the uploaded copy, read every few seconds."""
+
+    REMOTE_POLL_S = 3.0
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.shown = 0
+        self.next_remote = 0.0
+
+    def show_new(self, out: TextIO, *, final: bool) -> None:
+        local = self.run._local_driver_log()
+        if local is not None and local.exists():
+            with local.open("rb") as handle:
+                handle.seek(self.shown)
+                chunk = handle.read()
+            self.shown += len(chunk)
+            text = chunk.decode(errors="replace")
+        elif final or time.monotonic() >= self.next_remote:
+            self.next_remote = time.monotonic() + self.REMOTE_POLL_S
+            full = self.run.get_logs().get(DRIVER_LOG, "")
+            text, self.shown = full[self.shown :], max(self.shown, len(full))
+        else:
+            return
+        if text:
+            out.write(text)
+            out.flush()
 
 
 def _start_local_run() -> Run:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from rlfleet.runs.spec import RunSpec
     from rlfleet.workspace import Workspace
 
-_PARAM_LIMIT = 500
+_PARAM_LIMIT = 6000  # MLflow's limit for a param value
 
 
 def submit(

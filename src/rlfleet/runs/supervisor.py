@@ -180,9 +180,13 @@ class Supervisor:
             now = time.monotonic()
             if now >= next_tag_check:
                 next_tag_check = now + CANCEL_TAG_POLL_S
-                requested = self.store.get_run(self.run_id).data.tags.get(record.CANCEL_REQUESTED)
-                if requested and not self.cancel_reason:
-                    self.cancel_reason = requested
+                try:
+                    tags = self.store.get_run(self.run_id).data.tags
+                except Exception as err:  # the store may be briefly unreachable; the run goes on
+                    logger.warning("could not read the run's tags: %s", err)
+                    tags = {}
+                if tags.get(record.CANCEL_REQUESTED) and not self.cancel_reason:
+                    self.cancel_reason = tags[record.CANCEL_REQUESTED]
             if (
                 max_duration_s is not None
                 and now - started > max_duration_s

@@ -1,0 +1,100 @@
+"""``rlfleet train``: the built-in IMPALA trainer as a run, learning for real."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from support import run_cli
+
+from rlfleet import Run, RunStatus, Workspace
+from rlfleet.train import submit_training
+
+
+@pytest.mark.cluster
+def test_cartpole_reaches_150_through_the_platform(tmp_path):
+    """Default compute (a local head and a worker node, created for the run), actors on the
+    worker node, learner on the head; learning is tested by learning."""
+    ws = Workspace.init(tmp_path / "ws")
+    result = run_cli(
+        "train",
+        "--env",
+        "CartPole-v1",
+        "--stop",
+        '{"episode_reward_mean": 150, "time_total_s": 100}',
+        "--wait",
+        "--json",
+        cwd=ws.root,
+        timeout=300,
+    )
+    shown = json.loads(result.out)
+    assert result.code == 0, (shown["status"], shown["error"])
+    assert shown["metrics"]["episode_reward_mean"] >= 150
+    assert shown["compute"] == {
+        "head": "head",
+        "worker": "workers",
+        "node_count": 1,
+        "cluster": shown["compute"]["cluster"],
+    }
+    run = Run(shown["id"], workspace=ws)
+    rewards = run.get_metric_history("episode_reward_mean")
+    assert rewards[0].value < 150 <= rewards[-1].value
+    for name in (
+        "episodes_total",
+        "timesteps_total",
+        "time_total_s",
+        "policy_loss",
+        "vf_loss",
+        "entropy",
+        "grad_gnorm",
+    ):
+        assert name in shown["metrics"], name
+    checkpoints = ws.tracking.list_artifacts(run.id, "checkpoints")
+    assert checkpoints and checkpoints[-1].endswith(".pt")
+    assert list(run.get_child("worker").get_logs()) == ["worker-0_log.txt"]
+    assert "'label_selector': {'rlfleet/role': 'worker'}" in run.driver_log()
+
+
+@pytest.mark.cluster
+def test_resume_continues_the_counters(warm_workspace):
+    config = '{"num_workers": 1, "min_time_s_per_iteration": 1}'
+    first = submit_training(
+        warm_workspace, env="CartPole-v1", config=config, stop='{"training_iteration": 2}'
+    )
+    assert first.wait_for_completion(timeout_s=240) is RunStatus.COMPLETED, first.to_dict()["error"]
+    second = submit_training(
+        warm_workspace, env=None, resume=first.id, stop='{"training_iteration": 4}'
+    )
+    assert second.wait_for_completion(timeout_s=240) is RunStatus.COMPLETED, second.to_dict()[
+        "error"
+    ]
+    assert second.tags["rlfleet.resumed_from"] == first.id
+    iterations = [p.value for p in second.get_metric_history("training_iteration")]
+    assert iterations == [3.0, 4.0]
+    steps_before = first.get_metric_history("timesteps_total")[-1].value
+    assert second.get_metric_history("timesteps_total")[0].value > steps_before
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (
+            ["--env", "CartPole-v1", "--config", '{"num_wrokers": 2}'],
+            "unknown config key 'num_wrokers'",
+        ),
+        (["--env", "CartPole-v1", "--config", '{"num_workers": 2'], "--config is not valid JSON"),
+        (["--env", "CartPole-v1", "--stop", '{"reward": 18}'], "reward"),
+        (["--env", "NoSuchGame-v9"], "unknown environment 'NoSuchGame-v9'"),
+        (["--env", "CartPole-v1", "--run", "PPO"], "not built in"),
+        (["--resume", "0123456789abcdef0123456789abcdef"], "no run with id"),
+        (["--env", "CartPole-v1", "--head", "nope"], "no compute target named 'nope'"),
+    ],
+)
+def test_bad_training_arguments_are_refused(tmp_path, args, fragment):
+    ws = Workspace.init(tmp_path / "ws")
+    result = run_cli("train", *args, cwd=ws.root)
+    assert result.code != 0
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rlfleet: error: "), result.err
+    assert fragment in lines[0]
+    assert json.loads(run_cli("runs", "list", "--json", cwd=ws.root).out) == []
