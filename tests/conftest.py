@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import run_cli
 
 from rlfleet import ComputeTarget, Workspace
 
@@ -38,16 +39,13 @@ def workspace(tmp_path: Path) -> Workspace:
 @pytest.fixture(scope="session")
 def warm_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     """One workspace for the session with a warm cluster (head + 1 worker node), for the
-    tests that need *a* cluster but not one of their own."""
-    from rlfleet.compute.warm import cluster_down, cluster_up
-
-    saved = {k: v for k, v in os.environ.items() if k.startswith("RAY_")}
+    tests that need *a* cluster but not one of their own. Started with the CLI, so that this
+    process never becomes a client of it (Ray keeps some auth settings per process)."""
     ws = _make_workspace(tmp_path_factory.mktemp("warm") / "ws")
-    cluster_up(ws, "head", worker="workers", nodes=1)
+    up = run_cli("cluster", "up", "head", "--worker", "workers", "--nodes", "1", cwd=ws.root)
+    assert up.code == 0, up.err
     try:
         yield ws
     finally:
-        cluster_down(ws)
-        for key in [k for k in os.environ if k.startswith("RAY_")]:
-            del os.environ[key]
-        os.environ.update(saved)
+        down = run_cli("cluster", "down", cwd=ws.root)
+        assert down.code == 0, down.err

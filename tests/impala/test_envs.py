@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+from rlfleet.impala import envs
+from rlfleet.impala.envs import UnknownEnvironmentError, autoreset_mode, make_vector_env
+
+
+def test_unknown_env_is_a_clear_one_line_error():
+    with pytest.raises(UnknownEnvironmentError) as error:
+        make_vector_env("PongNoFrameskip-v5", num_envs=2)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "unknown environment 'PongNoFrameskip-v5'" in message
+    assert "PongNoFrameskip-v4" in message  # a suggestion of what to use instead
+
+
+def test_pong_frames_are_stacked_grayscale_uint8():
+    env, obs = make_vector_env("PongNoFrameskip-v4", num_envs=3, seed=0, dim=42, num_threads=1)
+    try:
+        assert obs.shape == (3, 4, 42, 42) and obs.dtype == np.uint8
+        assert env.single_action_space.n == 6
+        assert autoreset_mode(env) == AutoresetMode.SAME_STEP
+        rewards = []
+        for _ in range(300):
+            obs, reward, _, _, _ = env.step(np.zeros(3, dtype=np.int64))
+            rewards.append(reward)
+        assert obs.shape == (3, 4, 42, 42) and obs.dtype == np.uint8
+        assert obs.max() > obs.min()  # real frames, not blanks
+        assert np.min(rewards) == -1  # the opponent scores: raw game rewards come through
+    finally:
+        env.close()
+
+
+def test_default_atari_frames_are_84_and_v5_ids_work():
+    env, obs = make_vector_env("ALE/Breakout-v5", num_envs=2, seed=0, num_threads=1)
+    try:
+        assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8
+        assert env.single_action_space.n == 4
+    finally:
+        env.close()
+
+
+def test_classic_control_uses_gymnasium_vector_env():
+    env, obs = make_vector_env("CartPole-v1", num_envs=5, seed=0)
+    try:
+        assert obs.shape == (5, 4) and obs.dtype == np.float32
+        assert env.single_action_space.n == 2
+    finally:
+        env.close()
+
+
+def test_registered_factories_take_precedence():
+    def factory(settings: envs.EnvSettings) -> gymnasium.vector.VectorEnv:
+        return gymnasium.make_vec("MountainCar-v0", num_envs=settings.num_envs)
+
+    envs.register_env("MyCar-v0", factory)
+    try:
+        env, obs = make_vector_env("MyCar-v0", num_envs=2, seed=0)
+        assert obs.shape == (2, 2)
+        env.close()
+    finally:
+        envs._FACTORIES.pop("MyCar-v0")

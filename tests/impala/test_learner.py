@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rlfleet.impala.config import ImpalaConfig
+from rlfleet.impala.learner import BatchBuilder, Learner
+from rlfleet.impala.sampling import EnvSpec, Rollout
+
+SPEC = EnvSpec(obs_shape=(3,), obs_dtype="float32", num_actions=2)
+
+
+def make_rollout(num_steps: int, num_envs: int, fill: float) -> Rollout:
+    arrays = {
+        "obs": np.full((num_steps + 1, num_envs, 3), fill, np.float32),
+        "actions": np.zeros((num_steps, num_envs), np.int64),
+        "rewards": np.full((num_steps, num_envs), fill, np.float32),
+        "dones": np.zeros((num_steps, num_envs), np.bool_),
+        "mask": np.ones((num_steps, num_envs), np.bool_),
+        "behaviour_logits": np.zeros((num_steps, num_envs, 2), np.float32),
+    }
+    return Rollout(arrays=arrays, num_steps=num_steps * num_envs, policy_version=0)
+
+
+def test_batch_builder_concatenates_rollouts_along_the_batch_axis():
+    config = ImpalaConfig(sample_batch_size=5, num_envs_per_worker=4, train_batch_size=40)
+    builder = BatchBuilder(config, SPEC)
+    assert builder.rollouts_per_batch == 2
+    builder.add(make_rollout(5, 4, fill=1.0))
+    assert not builder.full
+    builder.add(make_rollout(5, 4, fill=2.0))
+    assert builder.full
+    batch = builder.take(torch.device("cpu"))
+    assert batch["obs"].shape == (6, 8, 3) and batch["rewards"].shape == (5, 8)
+    assert (batch["rewards"][:, :4] == 1.0).all() and (batch["rewards"][:, 4:] == 2.0).all()
+    assert not builder.full
+
+
+def one_step_batch(learner: Learner, rewards: list[float]) -> dict[str, torch.Tensor]:
+    """Episodes of one step from the same observation, one per action in ``rewards``."""
+    width = len(rewards)
+    obs = torch.ones(2, width, 3)
+    with torch.no_grad():
+        logits, _ = learner.model(obs[0])
+    return {
+        "obs": obs,
+        "actions": torch.arange(width).remainder(2).unsqueeze(0),
+        "rewards": torch.tensor([rewards]),
+        "dones": torch.ones(1, width, dtype=torch.bool),
+        "mask": torch.ones(1, width, dtype=torch.bool),
+        "behaviour_logits": logits.unsqueeze(0),
+    }
+
+
+def action_probability(learner: Learner, action: int) -> float:
+    with torch.no_grad():
+        logits, _ = learner.model(torch.ones(1, 3))
+    return torch.softmax(logits, -1)[0, action].item()
+
+
+def test_updates_make_the_rewarded_action_more_likely():
+    config = ImpalaConfig(lr=1e-2, entropy_coeff=0.0)
+    learner = Learner(config, SPEC, torch.device("cpu"))
+    before = action_probability(learner, 1)
+    for _ in range(20):
+        stats = learner.update(one_step_batch(learner, [-1.0, 1.0] * 4))
+    assert action_probability(learner, 1) > before + 0.2
+    assert set(stats) >= {"policy_loss", "vf_loss", "entropy", "grad_gnorm"}
+    assert learner.version == 20
+
+
+def test_masked_steps_teach_nothing():
+    learner = Learner(ImpalaConfig(), SPEC, torch.device("cpu"))
+    weights = {name: value.copy() for name, value in learner.weights().items()}
+    batch = one_step_batch(learner, [-1.0, 1.0])
+    batch["mask"][:] = False
+    learner.update(batch)
+    for name, value in learner.weights().items():
+        np.testing.assert_array_equal(value, weights[name])
+
+
+def test_appo_clipping_stops_pushing_a_ratio_beyond_the_clip():
+    config = ImpalaConfig(clip_param=0.2, entropy_coeff=0.0)
+    learner = Learner(config, SPEC, torch.device("cpu"))
+    batch = one_step_batch(learner, [1.0, 1.0])
+    batch["actions"][:] = 1
+    batch["behaviour_logits"][..., 1] -= 5.0  # pi/mu >> 1.2 for the rewarded action
+    learner.update(batch)
+    assert learner.model.value.weight.grad.abs().sum() > 0
+    assert learner.model.policy.weight.grad.abs().sum() == 0
+
+    plain = Learner(ImpalaConfig(entropy_coeff=0.0), SPEC, torch.device("cpu"))
+    plain.update(batch)
+    assert plain.model.policy.weight.grad.abs().sum() > 0

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rlfleet.impala.config import ConfigError, ModelConfig
+from rlfleet.impala.networks import build_network, resolve_network_name
+
+
+@pytest.mark.parametrize(
+    "obs_shape, model, expected_name",
+    [
+        ((4, 42, 42), ModelConfig(dim=42), "vision42"),
+        ((4, 42, 42), ModelConfig(dim=42, network="fast42"), "fast42"),
+        ((4, 84, 84), ModelConfig(dim=84), "nature"),
+        ((4,), ModelConfig(), "mlp"),
+    ],
+)
+def test_output_shapes(obs_shape, model, expected_name):
+    assert resolve_network_name(obs_shape, model) == expected_name
+    network = build_network(obs_shape, num_actions=6, model=model)
+    dtype = torch.uint8 if len(obs_shape) == 3 else torch.float32
+    obs = torch.zeros((5, *obs_shape), dtype=dtype)
+    logits, values = network(obs)
+    assert logits.shape == (5, 6) and values.shape == (5,)
+    assert logits.dtype == values.dtype == torch.float32
+
+
+def test_vision42_is_rllibs_layout():
+    network = build_network((4, 42, 42), 6, ModelConfig(dim=42))
+    convs = [m for m in network.torso if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (16, (4, 4), (2, 2)),
+        (32, (4, 4), (2, 2)),
+        (256, (11, 11), (1, 1)),
+    ]
+
+
+def test_uint8_frames_are_scaled_and_left_untouched():
+    network = build_network((4, 42, 42), 3, ModelConfig(dim=42))
+    frames = torch.full((2, 4, 42, 42), 255, dtype=torch.uint8)
+    scaled = network(frames)[0]
+    assert torch.equal(frames, torch.full_like(frames, 255))
+    torch.testing.assert_close(scaled, network(torch.ones(2, 4, 42, 42))[0])
+
+
+def test_network_must_fit_the_frames():
+    with pytest.raises(ConfigError, match=r"model\.dim"):
+        build_network((4, 84, 84), 6, ModelConfig(network="vision42"))
+    with pytest.raises(ConfigError, match="unknown"):
+        build_network((4,), 2, ModelConfig(network="nature"))
+
+
+def test_mlp_hidden_sizes_follow_the_config():
+    network = build_network((3,), 2, ModelConfig(fcnet_hiddens=[32, 16]))
+    linears = [m for m in network.torso.modules() if isinstance(m, torch.nn.Linear)]
+    assert [layer.out_features for layer in linears] == [32, 16]
