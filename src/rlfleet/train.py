@@ -53,20 +53,17 @@ def check_trainer_args(run: str, env: str, config: str, stop: str) -> None:
 
 
 def default_compute(workspace: Workspace) -> tuple[str, str]:
-    """The workspace's ``head`` and ``workers`` targets, created (local) if it has none."""
+    """The workspace's ``head`` and ``workers`` targets, created (local) if it lacks them: a
+    1-CPU head (with this machine's GPUs) for the learner, worker nodes with this machine's
+    CPUs for the actors."""
     targets = workspace.compute_targets
-    if not targets:
+    if DEFAULT_HEAD not in targets:
         workspace.compute.create(ComputeTarget(DEFAULT_HEAD, cpus=1, gpus=_gpu_count()))
+    if DEFAULT_WORKERS not in targets:
         workspace.compute.create(
             ComputeTarget(DEFAULT_WORKERS, cpus=os.cpu_count() or 1, min_nodes=1, max_nodes=4)
         )
-        return DEFAULT_HEAD, DEFAULT_WORKERS
-    if DEFAULT_HEAD in targets and DEFAULT_WORKERS in targets:
-        return DEFAULT_HEAD, DEFAULT_WORKERS
-    raise RunSpecError(
-        "this workspace has compute targets but no 'head' and 'workers'; name them with "
-        "--head TARGET --worker TARGET."
-    )
+    return DEFAULT_HEAD, DEFAULT_WORKERS
 
 
 def submit_training(
