@@ -20,6 +20,7 @@ and inside an entry script::
 from rlfleet.compute.target import ComputeKind, ComputeTarget
 from rlfleet.errors import RlfleetError
 from rlfleet.experiment import Experiment
+from rlfleet.monitor.notebook import RunDetails
 from rlfleet.runs.run import Run
 from rlfleet.runs.spec import RunSpec, WorkerConfiguration
 from rlfleet.runs.status import RunStatus
@@ -37,6 +38,7 @@ __all__ = [
     "ReinforcementLearningEstimator",
     "RlfleetError",
     "Run",
+    "RunDetails",
     "RunSpec",
     "RunStatus",
     "WorkerConfiguration",

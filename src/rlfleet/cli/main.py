@@ -12,7 +12,14 @@ import os
 import sys
 from typing import NoReturn
 
-from rlfleet.cli import cluster_cmds, compute_cmds, runs_cmds, train_cmds, workspace_cmds
+from rlfleet.cli import (
+    cluster_cmds,
+    compute_cmds,
+    monitor_cmds,
+    runs_cmds,
+    train_cmds,
+    workspace_cmds,
+)
 from rlfleet.errors import RlfleetError
 
 DEBUG_ENV = "RLFLEET_DEBUG"
@@ -48,6 +55,7 @@ def build_parser() -> Parser:
     cluster_cmds.register(commands)
     runs_cmds.register(commands)
     train_cmds.register(commands)
+    monitor_cmds.register(commands)
     return parser
 
 
@@ -66,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rlfleet: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`rlfleet runs list | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as err:
         if os.environ.get(DEBUG_ENV):
             raise

@@ -64,6 +64,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     cancel.add_argument("--no-wait", action="store_true", help="return without waiting for the end")
     cancel.set_defaults(handler=_cancel)
 
+    watch = sub.add_parser("watch", help="a live view of a run until it ends")
+    watch.add_argument("run")
+    watch.add_argument("--interval", type=float, default=2.0, help="seconds between redraws")
+    watch.set_defaults(handler=_watch)
+
+    plot = sub.add_parser("plot", help="learning curves of runs on one chart (PNG)")
+    plot.add_argument("runs", nargs="+", metavar="RUN")
+    plot.add_argument("-o", "--output", required=True, metavar="FILE.png")
+    plot.add_argument("--metric", default="episode_reward_mean")
+    plot.add_argument("--threshold", type=float, help="draw this stop threshold")
+    plot.set_defaults(handler=_plot)
+
     wait = sub.add_parser("wait", help="wait for a run to end (exit 0 if COMPLETED)")
     wait.add_argument("run")
     wait.add_argument("--timeout", type=float, help="give up after this many seconds")
@@ -86,8 +98,10 @@ def _submit(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"submitted run {run.id} to experiment {run.experiment_name!r}")
     if args.wait:
-        status = run.wait_for_completion(show_output=not args.json, out=sys.stdout)
-        if not args.json:
+        if args.json:
+            status = run.wait_for_completion()
+        else:
+            status = follow(run)
             _print_end(run)
     else:
         status = RunStatus.QUEUED
@@ -227,6 +241,31 @@ def _cancel(args: argparse.Namespace) -> int:
     status = run.cancel(args.reason, wait=not args.no_wait)
     print(f"run {run.id}: {status.value}")
     return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from rlfleet.monitor.watch import watch
+
+    return _exit_code(watch(_find(args), out=sys.stdout, interval_s=args.interval))
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from rlfleet.monitor.plots import plot_runs
+
+    ws = workspace(args)
+    runs = [Run.find(ref, workspace=ws) for ref in args.runs]
+    path = plot_runs(runs, args.output, metric=args.metric, threshold=args.threshold)
+    print(f"wrote {path}")
+    return 0
+
+
+def follow(run: Run) -> RunStatus:
+    """What ``--wait`` shows: the live view on a terminal, else the entry script's output."""
+    if sys.stdout.isatty():
+        from rlfleet.monitor.watch import watch
+
+        return watch(run, out=sys.stdout)
+    return run.wait_for_completion(show_output=True, out=sys.stdout)
 
 
 def _wait(args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from rlfleet.cli.common import add_json_flag, workspace
 from rlfleet.cli.output import print_json
@@ -59,7 +58,9 @@ def _train(args: argparse.Namespace) -> int:
         print(f"submitted training run {run.id} to experiment {run.experiment_name!r}")
     status = RunStatus.QUEUED
     if args.wait:
-        status = run.wait_for_completion(show_output=not args.json, out=sys.stdout)
+        from rlfleet.cli.runs_cmds import follow
+
+        status = run.wait_for_completion() if args.json else follow(run)
         if not args.json:
             summary = run.to_dict()
             print(

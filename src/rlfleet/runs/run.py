@@ -255,6 +255,18 @@ class Run:
 
     # -- summary --------------------------------------------------------------------------------
 
+    def show(self, *, interval_s: float = 5.0) -> Any:
+        """In a notebook: a panel of this run, updated live until it ends (the seed's
+        ``RunDetails(run).show()``)."""
+        from rlfleet.monitor.notebook import RunDetails
+
+        return RunDetails(self, interval_s=interval_s).show()
+
+    def _repr_html_(self) -> str:
+        from rlfleet.monitor.notebook import RunDetails
+
+        return RunDetails(self).html()
+
     def to_dict(self) -> dict[str, Any]:
         """What ``rlfleet runs show --json`` prints."""
         from rlfleet.runs.summary import run_summary

@@ -313,6 +313,18 @@ class Supervisor:
         for child in self.children.values():
             record.set_status(self.store, child, outcome.status)
         self._mark(outcome.status, reason=outcome.reason, error=outcome.error)
+        self._save_tensorboard_events()
+
+    def _save_tensorboard_events(self) -> None:
+        """The run's metrics as a TensorBoard event file, attached to the run."""
+        from rlfleet.monitor.tensorboard import write_events
+        from rlfleet.runs.run import Run
+
+        try:
+            path = write_events(Run(self.run_id, store=self.store), self.run_dir / "tensorboard")
+            self.store.log_artifact(self.run_id, path, "tensorboard")
+        except Exception as err:
+            logger.warning("could not write the TensorBoard events: %s", err)
 
     def _disconnect(self) -> None:
         if "ray" in sys.modules:

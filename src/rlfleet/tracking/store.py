@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PARENT_TAG = "mlflow.parentRunId"
+# Tells MLflow's UI these are model-training runs (it opens GenAI views otherwise).
+EXPERIMENT_KIND = "mlflow.experimentKind"
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
 
@@ -73,7 +75,9 @@ class TrackingStore:
         if self.artifact_location:
             location = f"{self.artifact_location.rstrip('/')}/{uuid4().hex}"
         try:
-            experiment_id = self.client.create_experiment(name, artifact_location=location)
+            experiment_id = self.client.create_experiment(
+                name, artifact_location=location, tags={EXPERIMENT_KIND: "custom_model_development"}
+            )
         except MlflowException:  # created meanwhile by another process
             found = self.client.get_experiment_by_name(name)
             if found is None:

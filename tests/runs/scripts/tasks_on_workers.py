@@ -10,6 +10,9 @@ from rlfleet import Run
 parser = argparse.ArgumentParser()
 parser.add_argument("--tasks", type=int, default=4)
 parser.add_argument("--config", default="{}")
+parser.add_argument(
+    "--stop", default="{}", help="shown by the watch view; this script stops by itself"
+)
 args = parser.parse_args()
 
 ray.init()

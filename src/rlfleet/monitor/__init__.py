@@ -1,0 +1,2 @@
+"""Watching runs: the live terminal view, learning-curve plots, TensorBoard export, the notebook
+panel and the MLflow UI."""
