@@ -8,6 +8,7 @@ import pytest
 
 from rlfleet import RunStatus
 from rlfleet.runs import record
+from rlfleet.runs.reconcile import reconcile
 
 ORDER = [RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING]
 TERMINAL = [RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED]
@@ -61,5 +62,5 @@ def test_a_run_whose_supervisor_died_does_not_stay_running(workspace):
             record.SUPERVISOR_HOST: socket.gethostname(),
         },
     )
-    assert record.reconcile(store, store.get_run(run_id)) is RunStatus.FAILED
+    assert reconcile(store, store.get_run(run_id), workspace) is RunStatus.FAILED
     assert "exited without ending the run" in store.get_run(run_id).data.tags[record.STATUS_REASON]

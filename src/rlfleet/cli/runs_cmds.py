@@ -9,6 +9,7 @@ from rlfleet.cli.common import add_json_flag, workspace
 from rlfleet.cli.output import print_fields, print_json, print_table
 from rlfleet.errors import RlfleetError
 from rlfleet.runs import record
+from rlfleet.runs.reconcile import reconcile
 from rlfleet.runs.run import Run
 from rlfleet.runs.spec import RunSpec
 from rlfleet.runs.status import RunStatus
@@ -127,7 +128,7 @@ def _list(args: argparse.Namespace) -> int:
             "id": r.info.run_id,
             "name": r.info.run_name,
             "experiment": names.get(r.info.experiment_id),
-            "status": record.status_of(r).value,
+            "status": reconcile(store, r, ws).value,
             "created": _time(r.info.start_time),
             "episode_reward_mean": r.data.metrics.get("episode_reward_mean"),
         }

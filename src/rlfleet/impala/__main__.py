@@ -4,6 +4,8 @@ This is what the platform submits as a Ray job (the driver runs on the head node
 joins the cluster through RAY_ADDRESS). Outside a cluster it starts a local Ray instance, or runs
 in this one process when ``num_workers`` is 0. Metrics go to the platform's tracked run when
 ``rlfleet.Run`` exists, else to a CSV file; a progress line per iteration goes to stdout.
+Without ``--config``, Pong on a small CPU-only machine runs the tested preset
+(:func:`rlfleet.impala.presets.default_config`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from rlfleet.impala.config import (
 )
 from rlfleet.impala.envs import UnknownEnvironmentError, resolve_factory
 from rlfleet.impala.loop import train
+from rlfleet.impala.presets import default_config
 from rlfleet.impala.sinks import (
     ArtifactSink,
     CsvMetricSink,
@@ -111,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.run != "IMPALA":
             raise ConfigError(f"--run {args.run!r} is not built in; use --run IMPALA")
-        config = ImpalaConfig.from_dict(parse_json_object(args.config, what="config"))
+        given = parse_json_object(args.config, what="config")
+        config = ImpalaConfig.from_dict(given or machine_default_config(args.env))
         stop = StopConfig.from_dict(parse_json_object(args.stop, what="stop"))
         resolve_factory(args.env)
         if args.restore and not Path(args.restore).is_file():
@@ -139,6 +143,17 @@ def main(argv: list[str] | None = None) -> int:
     steps = int(result.get("timesteps_total", 0))
     print(f"done: episode_reward_mean {reward:.2f} after {steps:,} steps")
     return 0
+
+
+def machine_default_config(env_id: str) -> dict[str, object]:
+    """The preset this machine gives ``env_id`` when the run gives no ``--config``."""
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    preset = default_config(env_id, cpus=os.cpu_count() or 1, gpus=gpus)
+    if preset:
+        logger.info("no --config given: %s on this machine runs %s", env_id, preset)
+    return preset
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:

@@ -32,6 +32,8 @@ class Counters:
     """Seconds of training."""
     recent_returns: list[float] = field(default_factory=list)
     """Raw scores of the last (up to 100) finished episodes."""
+    curve: list[list[float]] = field(default_factory=list)
+    """The learning curve so far, one point per iteration (see :mod:`rlfleet.impala.plots`)."""
 
 
 @dataclass

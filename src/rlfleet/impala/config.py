@@ -3,6 +3,12 @@
 The seed passes ``--config '{"num_workers": 13, "sample_batch_size": 50, ...}'`` and
 ``--stop '{"episode_reward_mean": 18, "time_total_s": 3600}'``. Every key maps to a field
 below; an unknown key or a value of the wrong type raises :class:`ConfigError` naming it.
+
+Keys a run does not give take the defaults below, with one exception: a run that gives no
+``--config`` at all (none, or ``{}``) of ALE Pong (``PongNoFrameskip-v4``, ``ALE/Pong-v5``)
+on a small CPU-only machine (no GPU, at most 4 cores) starts from the tested preset
+``presets.PONG_2CPU`` instead, which learns Pong on 2 cores. Any ``--config`` a run gives, the
+seed's included, is used as given on top of the defaults below, never on top of a preset.
 """
 
 from __future__ import annotations
@@ -67,6 +73,9 @@ class ImpalaConfig:
     """Network settings (RLlib's ``model`` dict)."""
     lr: float = 6e-4
     """Learning rate."""
+    lr_decay_steps: int = 0
+    """Lower the learning rate linearly from ``lr`` to 0 over this many agent steps learned
+    (as CleanRL's PPO anneals it over a run); 0 keeps it constant."""
     optimizer: str = "adam"
     """adam or rmsprop."""
     opt_eps: float = 1e-8

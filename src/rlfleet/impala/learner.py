@@ -103,6 +103,7 @@ class Learner:
                 params, lr=config.lr, alpha=config.rmsprop_alpha, eps=config.opt_eps
             )
         self.version = 0
+        self.steps_learned = 0
 
     def weights(self) -> Weights:
         """Current network weights as numpy arrays (what actors load)."""
@@ -116,13 +117,23 @@ class Learner:
         columns = width
         if self.config.minibatch_size > 0:
             columns = max(1, min(width, self.config.minibatch_size // steps_per_column))
+        self._set_learning_rate()
         stats: dict[str, float] = {}
         for _ in range(self.config.num_sgd_iter):
             for start in range(0, width, columns):
                 minibatch = {name: t[:, start : start + columns] for name, t in batch.items()}
                 stats = self._gradient_step(minibatch)
         self.version += 1
+        self.steps_learned += int(batch["mask"].sum())
+        stats["cur_lr"] = self.optimizer.param_groups[0]["lr"]
         return stats
+
+    def _set_learning_rate(self) -> None:
+        lr = self.config.lr
+        if self.config.lr_decay_steps > 0:
+            lr *= max(0.0, 1.0 - self.steps_learned / self.config.lr_decay_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def _gradient_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         cfg = self.config
@@ -155,10 +166,12 @@ class Learner:
             mean = (advantages * weight).sum()
             std = ((advantages - mean).pow(2) * weight).sum().sqrt()
             advantages = (advantages - mean) / (std + 1e-8)
+        clip_fraction = torch.zeros(())
         if cfg.clip_param > 0:  # APPO: PPO's clipped surrogate around the behaviour policy
             ratio = torch.exp(returns.target_action_log_probs - returns.behaviour_action_log_probs)
             clipped = ratio.clamp(1.0 - cfg.clip_param, 1.0 + cfg.clip_param)
             surrogate = torch.min(ratio * advantages, clipped * advantages)
+            clip_fraction = (((ratio - 1.0).abs() > cfg.clip_param).float() * weight).sum()
         else:
             surrogate = returns.target_action_log_probs * advantages
         policy_loss = -(surrogate * weight).sum()
@@ -178,6 +191,7 @@ class Learner:
             "entropy": entropy.item(),
             "grad_gnorm": grad_norm.item(),
             "mean_rho": (returns.log_rhos.exp() * weight).sum().item(),
+            "clip_fraction": clip_fraction.item(),
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -186,6 +200,7 @@ class Learner:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "version": self.version,
+            "steps_learned": self.steps_learned,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -193,3 +208,4 @@ class Learner:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.version = int(state["version"])
+        self.steps_learned = int(state.get("steps_learned", 0))

@@ -2,7 +2,8 @@
 
 ``ImpalaTrainer.train_iteration`` is one training iteration (one metrics report, at least
 ``min_time_s_per_iteration`` seconds); :func:`train` runs iterations until a stop criterion,
-checkpointing every ``checkpoint_freq_s`` seconds and at the end.
+checkpointing every ``checkpoint_freq_s`` seconds and at the end. With each checkpoint go the
+learning curve's ``learning_curve.png`` and ``learning_curve.csv`` (artifacts of the run).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rlfleet.impala.actors import make_sampler
 from rlfleet.impala.checkpoint import Checkpoint, Counters, load_checkpoint, save_checkpoint
 from rlfleet.impala.config import ImpalaConfig, StopConfig
 from rlfleet.impala.learner import BatchBuilder, Learner, learner_device
+from rlfleet.impala.plots import LearningCurve
 from rlfleet.impala.sinks import ArtifactSink, MetricSink
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class ImpalaTrainer:
             )
         self.batch = BatchBuilder(config, self.sampler.spec)
         self.returns: deque[float] = deque(self.counters.recent_returns, maxlen=100)
+        self.curve = LearningCurve(self.counters.curve)
         self.sampler.set_weights(self.learner.weights(), self.learner.version)
         self._clock_start = time.perf_counter() - self.counters.time_total_s
 
@@ -62,6 +65,7 @@ class ImpalaTrainer:
         start = time.perf_counter()
         sampled = learned = episodes = 0
         lengths: list[int] = []
+        lags: list[int] = []
         learn_seconds = 0.0
         stats: dict[str, float] = {}
         while True:
@@ -69,6 +73,7 @@ class ImpalaTrainer:
             while not self.batch.full:
                 rollout = self.sampler.next_rollout()
                 self.batch.add(rollout)
+                lags.append(self.learner.version - rollout.policy_version)
                 batch_steps += rollout.num_steps
                 self.returns.extend(rollout.episode_returns)
                 lengths.extend(rollout.episode_lengths)
@@ -91,7 +96,7 @@ class ImpalaTrainer:
         counters.training_iteration += 1
         counters.time_total_s = time.perf_counter() - self._clock_start
         counters.recent_returns = list(self.returns)
-        return {
+        result = {
             "episode_reward_mean": float(np.mean(self.returns)) if self.returns else math.nan,
             "episodes_total": counters.episodes_total,
             "timesteps_total": counters.timesteps_total,
@@ -105,8 +110,12 @@ class ImpalaTrainer:
             "sample_throughput": sampled / elapsed,
             "learn_throughput": learned / max(learn_seconds, 1e-9),
             "num_learner_updates": self.learner.version,
+            "policy_lag": float(np.mean(lags)) if lags else math.nan,
             **stats,
         }
+        self.curve.add(result)
+        counters.curve = self.curve.points
+        return result
 
     def _stop_soon(self, stop: StopConfig | None, sampled: int) -> bool:
         """Whether a step or time limit falls inside the current iteration."""
@@ -160,18 +169,27 @@ def train(
                 logger.info("stopping: %s reached (%s)", reason, result[reason])
                 break
             if checkpoint_dir and time.perf_counter() - last_checkpoint >= config.checkpoint_freq_s:
-                _checkpoint(trainer, checkpoint_dir, artifact_sink)
+                _checkpoint(trainer, checkpoint_dir, artifact_sink, stop)
                 last_checkpoint = time.perf_counter()
     except KeyboardInterrupt:
         logger.warning("interrupted; writing a final checkpoint")
     finally:
         trainer.close()
     if checkpoint_dir:
-        _checkpoint(trainer, checkpoint_dir, artifact_sink)
+        _checkpoint(trainer, checkpoint_dir, artifact_sink, stop)
     return result
 
 
-def _checkpoint(trainer: ImpalaTrainer, directory: str | Path, sink: ArtifactSink | None) -> None:
+def _checkpoint(
+    trainer: ImpalaTrainer, directory: str | Path, sink: ArtifactSink | None, stop: StopConfig
+) -> None:
     path = trainer.save(directory)
+    curve_files = trainer.curve.write(
+        Path(directory),
+        threshold=stop.episode_reward_mean,
+        title=f"rlfleet IMPALA on {trainer.env_id}",
+    )
     if sink is not None:
         sink.log_artifact(str(path), "checkpoints")
+        for curve_file in curve_files:
+            sink.log_artifact(str(curve_file), None)

@@ -1,8 +1,12 @@
-"""Tested ``--config`` presets (plain dicts, as they would be passed on the command line)."""
+"""Tested ``--config`` presets (plain dicts, as they would be passed on the command line), and
+the rule that picks one when a run gives no ``--config`` (:func:`default_config`)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+SMALL_MACHINE_CPUS = 4
+"""A machine with at most this many cores (and no GPU) is small: Pong gets PONG_2CPU there."""
 
 PONG_2CPU: dict[str, Any] = {
     "num_workers": 1,
@@ -34,3 +38,25 @@ CARTPOLE: dict[str, Any] = {
     "min_time_s_per_iteration": 1.0,
 }
 """CartPole-v1 to a mean reward of 150 in about 10 seconds (any ``num_workers``)."""
+
+
+def default_config(env_id: str, *, cpus: int, gpus: int) -> dict[str, Any]:
+    """The ``--config`` a run of ``env_id`` gets when it gives none (``{}`` or no flag).
+
+    An ALE Pong id (``PongNoFrameskip-v4``, ``ALE/Pong-v5``, ...) on a small CPU-only machine
+    (no GPU, at most :data:`SMALL_MACHINE_CPUS` cores) gets :data:`PONG_2CPU`; everything else
+    gets ``{}`` (ImpalaConfig's own defaults). A run that gives any ``--config`` (the seed's
+    ``{"num_gpus": 1, "num_workers": 13, ...}`` included) gets exactly what it gave.
+    """
+    if gpus == 0 and cpus <= SMALL_MACHINE_CPUS and _atari_game(env_id) == "pong":
+        return dict(PONG_2CPU)
+    return {}
+
+
+def _atari_game(env_id: str) -> str | None:
+    import gymnasium
+
+    try:
+        return gymnasium.spec(env_id).kwargs.get("game")
+    except gymnasium.error.Error:
+        return None

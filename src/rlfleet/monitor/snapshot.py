@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from rlfleet.monitor.progress import Criterion, criteria
 from rlfleet.runs import record
+from rlfleet.runs.reconcile import reconcile
 from rlfleet.runs.status import RunStatus
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class RunObserver:
         run = self.run
         store = run.store
         data = store.get_run(run.id)
-        status = record.reconcile(store, data)
+        status = reconcile(store, data, run.workspace)
         tags, info = data.data.tags, data.info
         if self._stop is None:
             self._stop, self._max_duration = self._stop_criteria()

@@ -34,6 +34,7 @@ HEAD_TARGET = "rlfleet.compute.head"
 WORKER_TARGET = "rlfleet.compute.worker"
 NODE_COUNT = "rlfleet.compute.node_count"
 KIND = "rlfleet.kind"
+NODES_EVENT = "rlfleet.nodes"
 
 ROLES = ("head", "worker")
 TAG_VALUE_LIMIT = 4000
@@ -43,21 +44,12 @@ def status_of(run: MlflowRun) -> RunStatus:
     return RunStatus(run.data.tags.get(STATUS, RunStatus.QUEUED.value))
 
 
-def reconcile(store: TrackingStore, run: MlflowRun) -> RunStatus:
-    """The run's status, after ending it FAILED if its supervisor died on this machine without
-    ending it (so no run stays RUNNING for ever)."""
-    status = status_of(run)
+def orphaned(run: MlflowRun) -> bool:
+    """Whether the run is not ended but its supervisor, on this machine, is gone."""
     tags = run.data.tags
-    if status.is_terminal() or tags.get(SUPERVISOR_HOST) != socket.gethostname():
-        return status
-    if SUPERVISOR_PID not in tags or supervisor_alive(tags):
-        return status
-    reason = (
-        f"its supervisor (pid {tags[SUPERVISOR_PID]}) exited without ending the run; "
-        f"see .rlfleet/runs/{run.info.run_id}/supervisor.log"
-    )
-    set_status(store, run.info.run_id, RunStatus.FAILED, reason=reason, error=reason)
-    return status_of(store.get_run(run.info.run_id))
+    if status_of(run).is_terminal() or tags.get(SUPERVISOR_HOST) != socket.gethostname():
+        return False
+    return SUPERVISOR_PID in tags and not supervisor_alive(tags)
 
 
 def supervisor_alive(tags: dict[str, str]) -> bool:

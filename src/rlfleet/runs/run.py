@@ -146,7 +146,9 @@ class Run:
 
     @property
     def status(self) -> RunStatus:
-        return record.reconcile(self.store, self._get())
+        from rlfleet.runs.reconcile import reconcile
+
+        return reconcile(self.store, self._get(), self.workspace)
 
     @property
     def tags(self) -> dict[str, str]:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from rlfleet.runs import record
+from rlfleet.runs.reconcile import reconcile
 
 if TYPE_CHECKING:
     from rlfleet.runs.run import Run
@@ -18,11 +19,9 @@ def _iso(ms: int | None) -> str | None:
 
 
 def run_summary(run: Run) -> dict[str, Any]:
+    status = reconcile(run.store, run.store.get_run(run.id), run.workspace)
     data = run.store.get_run(run.id)
-    tags = data.data.tags
-    info = data.info
-    status = record.reconcile(run.store, data)
-    data = run.store.get_run(run.id) if status.is_terminal() else data
+    tags, info = data.data.tags, data.info
     children = []
     for child in run.store.children(data):
         child_tags = child.data.tags

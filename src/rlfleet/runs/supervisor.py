@@ -70,6 +70,9 @@ class Supervisor:
         self.children: dict[str, str] = {}
         self._uploaded: dict[str, str] = {}
         self._job_hex: str | None = None
+        self._alive_nodes: set[str] = set()
+        self.cluster_lost = False
+        self._events: list[str] = []
 
     # -- signals --------------------------------------------------------------------------------
 
@@ -196,9 +199,11 @@ class Supervisor:
             if self.cancel_reason:
                 self._stop_job()
                 return Outcome(RunStatus.CANCELED, reason=self.cancel_reason)
+            self._check_nodes()
             try:
                 status = self.client.get_job_status(self.submission_id)
             except Exception as err:
+                self.cluster_lost = True
                 raise ClusterError(f"lost the cluster while the run was going: {err}") from err
             if status.is_terminal():
                 return self._outcome_of(status == JobStatus.SUCCEEDED, status == JobStatus.STOPPED)
@@ -206,6 +211,31 @@ class Supervisor:
                 next_upload = now + LOG_UPLOAD_S
                 self._upload_logs()
             time.sleep(POLL_S)
+
+    def _check_nodes(self) -> None:
+        """Fail at once if the head node died; record worker nodes that die or come back."""
+        local = self.lease.local if self.lease else None
+        if local is None:
+            return
+        alive = {n.name for n in local.nodes if n.name in self.lease.node_names and n.alive()}
+        if "head" not in alive:
+            head = local.node("head")
+            tail = head.log_tail() if head else ""
+            self.cluster_lost = True
+            raise ClusterError("the head node died" + (f": {tail}" if tail else ""))
+        if alive != self._alive_nodes:
+            lost = sorted(set(self.lease.node_names) - alive)
+            event = f"nodes up: {len(alive)}/{len(self.lease.node_names)}" + (
+                f" (down: {', '.join(lost)})" if lost else ""
+            )
+            logger.warning("run %s: %s", self.run_id, event)
+            self._events.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {event}")
+            try:
+                self.store.set_tags(self.run_id, {record.NODES_EVENT: event})
+                self.store.log_text(self.run_id, "\n".join(self._events) + "\n", "events.txt")
+            except Exception as err:
+                logger.warning("could not record the event: %s", err)
+            self._alive_nodes = alive
 
     def _outcome_of(self, succeeded: bool, stopped: bool) -> Outcome:
         if succeeded:
@@ -267,12 +297,14 @@ class Supervisor:
             self.store.set_mlflow_status(self.children[role], "RUNNING", end=False)
 
     def _upload_logs(self, *, final: bool = False) -> None:
+        """Upload each role's logs; at the end, with the cluster gone, only what is here."""
         try:
             if "head" in self.children and self.driver_log is not None:
-                if final:  # a canceled job's stream does not end by itself: do not wait for it
+                if final and not self.cluster_lost:
+                    # a canceled job's stream does not end by itself: do not wait for it
                     self.driver_log.finish(timeout_s=0.1 if self.cancel_reason else 2.0)
                 self._upload(self.children["head"], self.driver_log.path, DRIVER_LOG)
-            if "worker" in self.children and self.lease is not None:
+            if "worker" in self.children and self.lease is not None and not self.cluster_lost:
                 job_hex = self._ray_job_hex()
                 for node_id, name in self.lease.worker_nodes().items():
                     path = self.run_dir / f"{name}_log.txt"
@@ -298,7 +330,7 @@ class Supervisor:
 
     def _finish(self, outcome: Outcome) -> None:
         self._upload_logs(final=True)
-        if self.tracker is not None:
+        if self.tracker is not None and not self.cluster_lost:
             try:
                 import ray
 
