@@ -33,11 +33,12 @@ def test_checkpoint_round_trip_continues_the_counters(tmp_path):
         artifact_sink=artifacts,
         checkpoint_dir=tmp_path,
     )
-    [(path, artifact_path)] = artifacts.artifacts
+    [(path, artifact_path)] = [a for a in artifacts.artifacts if a[0].endswith(".pt")]
     assert artifact_path == "checkpoints" and path.endswith("checkpoint_000003.pt")
 
     saved = load_checkpoint(path)  # weights_only=True inside
     assert saved.counters.training_iteration == 3
+    assert [point[0] for point in saved.counters.curve] == [1.0, 2.0, 3.0]  # the curve goes on
     assert saved.counters.timesteps_total == result["timesteps_total"] > 0
     assert saved.config == config.to_dict() and saved.env_id == "CartPole-v1"
 
@@ -55,6 +56,7 @@ def test_checkpoint_round_trip_continues_the_counters(tmp_path):
     finally:
         trainer.close()
     assert resumed["training_iteration"] == 4
+    assert [point[0] for point in trainer.curve.points] == [1.0, 2.0, 3.0, 4.0]
     assert resumed["timesteps_total"] > saved.counters.timesteps_total
     assert resumed["episodes_total"] >= saved.counters.episodes_total
     assert resumed["time_total_s"] > saved.counters.time_total_s

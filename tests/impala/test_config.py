@@ -92,3 +92,15 @@ def test_presets_are_valid_configs():
 
     assert ImpalaConfig.from_dict(presets.PONG_2CPU).model.network == "fast42"
     assert ImpalaConfig.from_dict(presets.CARTPOLE).num_envs_per_worker == 32
+
+
+def test_pong_without_config_on_a_small_cpu_machine_gets_the_preset():
+    from rlfleet.impala.presets import PONG_2CPU, default_config
+
+    assert default_config("PongNoFrameskip-v4", cpus=2, gpus=0) == PONG_2CPU
+    assert default_config("ALE/Pong-v5", cpus=4, gpus=0) == PONG_2CPU
+    assert default_config("PongNoFrameskip-v4", cpus=2, gpus=1) == {}
+    assert default_config("PongNoFrameskip-v4", cpus=16, gpus=0) == {}
+    assert default_config("ALE/Breakout-v5", cpus=2, gpus=0) == {}
+    assert default_config("CartPole-v1", cpus=2, gpus=0) == {}
+    assert default_config("NoSuchEnv-v0", cpus=2, gpus=0) == {}

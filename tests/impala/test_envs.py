@@ -64,3 +64,37 @@ def test_registered_factories_take_precedence():
         env.close()
     finally:
         envs._FACTORIES.pop("MyCar-v0")
+
+
+def test_max2_downsampling_keeps_small_objects_at_full_contrast():
+    """Pong's ball is smaller than a pixel at 42x42: area resizing dims it, max2 keeps it white."""
+    area_env, _ = make_vector_env("PongNoFrameskip-v4", num_envs=1, seed=0, dim=42, num_threads=1)
+    max_env, _ = make_vector_env(
+        "PongNoFrameskip-v4",
+        num_envs=1,
+        seed=0,
+        dim=42,
+        num_threads=1,
+        options={"downsample": "max2"},
+    )
+    try:
+        assert max_env.single_observation_space.shape == (4, 42, 42)
+        actions = np.zeros(1, dtype=np.int64)
+        field = slice(8, 36)  # between the walls: paddles (~148 grey) and the ball (236 white)
+        brightest_area, brightest_pooled = [], []
+        for _ in range(100):
+            area, *_ = area_env.step(actions)
+            pooled, *_ = max_env.step(actions)
+            brightest_area.append(area[0, -1, field].max())
+            brightest_pooled.append(pooled[0, -1, field].max())
+        assert pooled.shape == (1, 4, 42, 42) and pooled.dtype == np.uint8
+        assert max(brightest_pooled) >= 225  # the ball, white
+        assert max(brightest_area) < 200  # the same ball, averaged into the background
+    finally:
+        area_env.close()
+        max_env.close()
+
+
+def test_unknown_downsampling_is_refused():
+    with pytest.raises(ValueError, match="downsample"):
+        make_vector_env("PongNoFrameskip-v4", num_envs=1, options={"downsample": "bicubic"})

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from rlfleet.impala.config import ImpalaConfig
@@ -92,3 +93,14 @@ def test_appo_clipping_stops_pushing_a_ratio_beyond_the_clip():
     plain = Learner(ImpalaConfig(entropy_coeff=0.0), SPEC, torch.device("cpu"))
     plain.update(batch)
     assert plain.model.policy.weight.grad.abs().sum() > 0
+
+
+def test_learning_rate_decays_linearly_over_the_steps_learned():
+    config = ImpalaConfig(lr=1e-2, lr_decay_steps=40)
+    learner = Learner(config, SPEC, torch.device("cpu"))
+    rates = [learner.update(one_step_batch(learner, [1.0, -1.0] * 5))["cur_lr"] for _ in range(5)]
+    assert rates == pytest.approx([1e-2, 7.5e-3, 5e-3, 2.5e-3, 0.0])
+    assert learner.steps_learned == 50
+    restored = Learner(config, SPEC, torch.device("cpu"))
+    restored.load_state_dict(learner.state_dict())
+    assert restored.steps_learned == 50

@@ -55,3 +55,18 @@ def test_mlp_hidden_sizes_follow_the_config():
     network = build_network((3,), 2, ModelConfig(fcnet_hiddens=[32, 16]))
     linears = [m for m in network.torso.modules() if isinstance(m, torch.nn.Linear)]
     assert [layer.out_features for layer in linears] == [32, 16]
+
+
+@pytest.mark.parametrize(
+    "obs_shape, network",
+    [((4, 42, 42), "vision42"), ((4, 42, 42), "fast42"), ((4, 84, 84), "nature")],
+)
+def test_every_pixel_reaches_the_outputs(obs_shape, network):
+    """A torso whose strides skip the frame's edges is blind there (Pong's paddles live there)."""
+    model = ModelConfig(dim=obs_shape[-1], network=network)
+    net = build_network(obs_shape, num_actions=6, model=model)
+    frames = torch.rand((1, *obs_shape), requires_grad=True)
+    logits, values = net(frames)
+    (logits.sum() + values.sum()).backward()
+    seen = frames.grad.abs().sum(dim=(0, 1)) > 0
+    assert seen.all(), f"pixels never seen: rows {(~seen).any(1).nonzero().flatten().tolist()}"

@@ -15,6 +15,7 @@ from typing import NoReturn
 from rlfleet.cli import (
     cluster_cmds,
     compute_cmds,
+    deploy_cmds,
     monitor_cmds,
     runs_cmds,
     train_cmds,
@@ -56,6 +57,7 @@ def build_parser() -> Parser:
     runs_cmds.register(commands)
     train_cmds.register(commands)
     monitor_cmds.register(commands)
+    deploy_cmds.register(commands)
     return parser
 
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import ale_py
 import gymnasium
-from gymnasium.vector import AutoresetMode, VectorEnv
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
 logger = logging.getLogger(__name__)
 
@@ -97,16 +98,27 @@ def resolve_factory(env_id: str) -> VectorEnvFactory:
 def make_atari(settings: EnvSettings) -> VectorEnv:
     """AtariVectorEnv with the standard preprocessing: frame skip 4 with max-pool, grayscale,
     resize to ``dim``, 4-frame stack, up to 30 no-op resets; rewards stay raw (the learner
-    clips them) so that episode scores are the game's."""
+    clips them) so that episode scores are the game's.
+
+    ``env_config`` keys go to AtariVectorEnv, except ``downsample``: ``"area"`` (the default)
+    resizes each frame straight to ``dim``; ``"max2"`` resizes to ``2 * dim`` and keeps the
+    brightest pixel of each 2x2 block, so that objects smaller than a pixel at ``dim`` (Pong's
+    ball at 42x42) keep their full contrast instead of being averaged into the background.
+    """
     from ale_py.vector_env import AtariVectorEnv
 
+    options = dict(settings.options)
+    downsample = options.pop("downsample", "area")
+    if downsample not in DOWNSAMPLING:
+        raise ValueError(f"env_config.downsample must be one of {DOWNSAMPLING}, not {downsample!r}")
+    side = settings.dim * (2 if downsample == "max2" else 1)
     spec_kwargs = gymnasium.spec(settings.env_id).kwargs
     kwargs: dict[str, Any] = {
         "repeat_action_probability": spec_kwargs.get("repeat_action_probability", 0.0),
         "full_action_space": spec_kwargs.get("full_action_space", False),
         "max_num_frames_per_episode": spec_kwargs.get("max_num_frames_per_episode", 108_000),
-        "img_height": settings.dim,
-        "img_width": settings.dim,
+        "img_height": side,
+        "img_width": side,
         "num_threads": settings.num_threads,
         "frameskip": 4,
         "stack_num": 4,
@@ -115,8 +127,39 @@ def make_atari(settings: EnvSettings) -> VectorEnv:
         "episodic_life": False,
         "autoreset_mode": AutoresetMode.SAME_STEP,
     }
-    kwargs.update(settings.options)
-    return AtariVectorEnv(spec_kwargs["game"], settings.num_envs, **kwargs)
+    kwargs.update(options)
+    env = AtariVectorEnv(spec_kwargs["game"], settings.num_envs, **kwargs)
+    return MaxPool2x2(env) if downsample == "max2" else env
+
+
+DOWNSAMPLING = ("area", "max2")
+
+
+class MaxPool2x2(VectorWrapper):
+    """Halves the side of ``(N, C, H, W)`` uint8 frames, keeping the maximum of each 2x2 block.
+
+    (Not a VectorObservationWrapper: that refuses SameStep autoreset, whose final observations
+    in ``info`` it would leave unpooled; nothing here reads them.)
+    """
+
+    def __init__(self, env: VectorEnv) -> None:
+        super().__init__(env)
+        n, c, h, w = env.observation_space.shape
+        self.single_observation_space = gymnasium.spaces.Box(0, 255, (c, h // 2, w // 2), np.uint8)
+        self.observation_space = gymnasium.spaces.Box(0, 255, (n, c, h // 2, w // 2), np.uint8)
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        observations, infos = self.env.reset(**kwargs)
+        return self.observations(observations), infos
+
+    def step(self, actions: Any) -> tuple[Any, ...]:
+        observations, *rest = self.env.step(actions)
+        return (self.observations(observations), *rest)
+
+    def observations(self, observations: np.ndarray) -> np.ndarray:
+        o = observations
+        top = np.maximum(o[..., 0::2, 0::2], o[..., 0::2, 1::2])
+        return np.maximum(top, np.maximum(o[..., 1::2, 0::2], o[..., 1::2, 1::2]), out=top)
 
 
 def make_gymnasium(settings: EnvSettings) -> VectorEnv:
