@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
+import time
 
 import pytest
-from support import run_cli
+from support import processes_with, run_cli, wait_until
 
 from rlfleet import Run, RunStatus, Workspace
 from rlfleet.train import submit_training
@@ -73,6 +76,46 @@ def test_resume_continues_the_counters(warm_workspace):
     assert iterations == [3.0, 4.0]
     steps_before = first.get_metric_history("timesteps_total")[-1].value
     assert second.get_metric_history("timesteps_total")[0].value > steps_before
+
+
+@pytest.mark.cluster
+def test_a_killed_driver_fails_the_run_and_resume_loses_no_point(warm_workspace):
+    """The driver (the trainer) is SIGKILLed mid-run: the run is FAILED within seconds, and
+    ``--resume`` goes on from the last checkpoint: every iteration up to it is logged once, and
+    the resumed run starts right after it."""
+    config = '{"num_workers": 1, "min_time_s_per_iteration": 1, "checkpoint_freq_s": 2}'
+    first = submit_training(
+        warm_workspace, env="CartPole-v1", config=config, stop='{"time_total_s": 300}'
+    )
+
+    def checkpoints() -> list[str]:
+        return warm_workspace.tracking.list_artifacts(first.id, "checkpoints")
+
+    def iterations(run) -> list[float]:
+        return [p.value for p in run.get_metric_history("training_iteration")]
+
+    assert wait_until(lambda: len(checkpoints()) >= 2, timeout=240, interval=0.5)
+    drivers = processes_with("train_impala.py")
+    assert drivers
+    killed = time.monotonic()
+    for driver in drivers:
+        driver.send_signal(signal.SIGKILL)
+    assert first.wait_for_completion(timeout_s=60) is RunStatus.FAILED
+    assert time.monotonic() - killed < 30
+    logged = iterations(first)
+    assert logged == [float(i) for i in range(1, len(logged) + 1)]  # none lost, none twice
+    last = int(re.search(r"checkpoint_(\d+)\.pt", checkpoints()[-1]).group(1))
+    assert 1 <= last <= len(logged)
+
+    second = submit_training(
+        warm_workspace, env=None, resume=first.id, stop=f'{{"training_iteration": {last + 2}}}'
+    )
+    assert second.wait_for_completion(timeout_s=240) is RunStatus.COMPLETED, second.to_dict()[
+        "error"
+    ]
+    assert iterations(second) == [last + 1.0, last + 2.0]
+    steps = {p.step: p.value for p in first.get_metric_history("timesteps_total")}
+    assert second.get_metric_history("timesteps_total")[0].value > steps[last]
 
 
 @pytest.mark.parametrize(

@@ -240,6 +240,33 @@ class LocalCluster:
             )
         return added
 
+    def restart_worker(
+        self,
+        node: NodeRecord,
+        target: ComputeTarget,
+        *,
+        use_gpu: bool = False,
+        object_store_bytes: int | None = None,
+    ) -> NodeRecord:
+        """Replace a dead (or dying) worker node by a new one of the same name, role and owner.
+
+        What is left of the old node is stopped; the new one gets its own temp dir (the old
+        one is removed in the background) and joins this cluster's head.
+        """
+        stop_sessions([node.pid])
+        remove_in_background(node.temp_dir)
+        self.nodes = [n for n in self.nodes if n is not node]
+        return self._start_node(
+            node.name,
+            "worker",
+            target,
+            owner=node.owner,
+            use_gpu=use_gpu,
+            object_store_bytes=object_store_bytes,
+            extra=[f"--address={self.gcs_address}"],
+            temp_name=f"{node.name}.{uuid.uuid4().hex[:4]}",
+        )
+
     def _start_node(
         self,
         name: str,
@@ -250,10 +277,11 @@ class LocalCluster:
         use_gpu: bool,
         object_store_bytes: int | None,
         extra: list[str],
+        temp_name: str | None = None,
     ) -> NodeRecord:
-        temp_dir = Path(self.temp_root) / name
+        temp_dir = Path(self.temp_root) / (temp_name or name)
         temp_dir.mkdir(parents=True, exist_ok=True)
-        log_path = Path(self.temp_root) / f"{name}.out"
+        log_path = Path(self.temp_root) / f"{temp_name or name}.out"
         agent_port, agent_grpc_port, metrics_port, runtime_env_port = free_ports(4)
         labels = {
             "rlfleet/cluster": self.cluster_id,

@@ -19,6 +19,10 @@ from rlfleet.deploy.policy import Policy
 from rlfleet.deploy.requests import MAX_BATCH, MAX_BODY_BYTES, BadRequest, parse_act
 
 BATCH_WAIT_S = 0.002
+REQUESTS_PER_BATCH = 32
+"""At most this many requests share a forward pass (each holds up to MAX_BATCH observations)."""
+MAX_ONGOING_REQUESTS = 2 * REQUESTS_PER_BATCH
+"""Requests a replica takes at once (Serve's default, 5, would keep batches tiny)."""
 ACT_BODY = {
     "required": True,
     "content": {
@@ -103,7 +107,7 @@ class PolicyEndpoint:
                 answer.update(logits=logits.tolist(), values=values.tolist())
         return answer
 
-    @serve.batch(max_batch_size=MAX_BATCH, batch_wait_timeout_s=BATCH_WAIT_S)
+    @serve.batch(max_batch_size=REQUESTS_PER_BATCH, batch_wait_timeout_s=BATCH_WAIT_S)
     async def infer(self, requests: list[tuple[np.ndarray, bool]]) -> list[tuple[np.ndarray, ...]]:
         """One forward pass for every request that arrived together."""
         sizes = [obs.shape[0] for obs, _ in requests]
@@ -130,4 +134,6 @@ def application(
     checkpoint: bytes, *, run_id: str | None, token: str | None, replicas: int = 1
 ) -> Any:
     """The Serve application for a checkpoint file's bytes."""
-    return PolicyEndpoint.options(num_replicas=replicas).bind(checkpoint, run_id, token)
+    return PolicyEndpoint.options(
+        num_replicas=replicas, max_ongoing_requests=MAX_ONGOING_REQUESTS
+    ).bind(checkpoint, run_id, token)

@@ -5,11 +5,18 @@ Both samplers offer the same three calls: ``set_weights`` (after each learner up
 requests in flight per actor, so actors keep stepping while the learner learns; weights travel
 through the object store once per update (``ray.put``), and rollouts come back as numpy arrays
 (zero-copy reads from the object store).
+
+Lost actors: rollout actors are restartable (``max_restarts=-1``). When one dies with its node,
+its requests fail; training goes on with the other actors while Ray restarts the lost one on a
+worker node with room (at once if one has, else when a node joins). A probe call tells when it
+is back, and it gets sample requests again. ``healthy_workers`` and ``worker_failures`` say
+where things stand (logged with each iteration).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Protocol
 
 from rlfleet.impala.config import ImpalaConfig
@@ -23,11 +30,19 @@ ACTOR_START_TIMEOUT_S = 600.0
 WORKER_LABEL = {"rlfleet/role": "worker"}
 """Ray node label of worker nodes started by the platform; actors go there when any exist."""
 
+NO_ROLLOUT_TIMEOUT_S = 600.0
+"""Training fails when no actor has delivered a rollout for this long (all lost, none back)."""
+
+PROBE_INTERVAL_S = 1.0
+"""How often a lost actor is asked whether it is back."""
+
 
 class Sampler(Protocol):
     """A source of rollouts that follows the learner's weights."""
 
     spec: EnvSpec
+    healthy_workers: int
+    worker_failures: int
 
     def set_weights(self, weights: Weights, version: int) -> None: ...
 
@@ -42,6 +57,8 @@ class LocalSampler:
     def __init__(self, env_id: str, config: ImpalaConfig) -> None:
         self.worker = RolloutWorker(env_id, config.to_dict(), worker_index=0, torch_threads=None)
         self.spec = self.worker.spec
+        self.healthy_workers = 1
+        self.worker_failures = 0
 
     def set_weights(self, weights: Weights, version: int) -> None:
         self.worker.set_weights(weights, version)
@@ -77,7 +94,9 @@ class RaySampler:
                 "worker nodes" if worker_cpus is not None else "cluster's nodes",
                 available,
             )
-        remote_worker = ray.remote(RolloutWorker).options(**options)
+        remote_worker = ray.remote(RolloutWorker).options(
+            **options, max_restarts=-1, max_task_retries=0
+        )
         config_dict = config.to_dict()
         self.actors = [
             remote_worker.remote(env_id, config_dict, worker_index=i + 1)
@@ -86,7 +105,10 @@ class RaySampler:
         self._requests_per_actor = max(1, config.num_data_loader_buffers)
         self._weights_ref: Any = None
         self._version = -1
-        self._pending: dict[Any, Any] = {}
+        self._pending: dict[Any, Any] = {}  # sample request -> actor
+        self._lost: dict[Any, float] = {}  # lost actor -> when it was last probed
+        self._probes: dict[Any, Any] = {}  # probe call -> lost actor
+        self.worker_failures = 0
         try:
             self.spec: EnvSpec = ray.get(
                 self.actors[0].get_spec.remote(), timeout=ACTOR_START_TIMEOUT_S
@@ -109,13 +131,43 @@ class RaySampler:
                 for _ in range(self._requests_per_actor):
                     self._submit(actor)
 
+    @property
+    def healthy_workers(self) -> int:
+        return len(self.actors) - len(self._lost)
+
     def next_rollout(self) -> Rollout:
+        """The next rollout from any actor; lost actors are set aside and probed until back."""
         import ray
 
-        [ready], _ = ray.wait(list(self._pending), num_returns=1)
-        actor = self._pending.pop(ready)
-        self._submit(actor)
-        return ray.get(ready)
+        deadline = time.monotonic() + NO_ROLLOUT_TIMEOUT_S
+        while True:
+            self._probe_lost()
+            waiting = [*self._pending, *self._probes]
+            timeout = PROBE_INTERVAL_S if self._lost else None
+            if waiting:
+                ready, _ = ray.wait(waiting, num_returns=1, timeout=timeout)
+            else:  # every actor lost, and each was just probed
+                ready = []
+                time.sleep(PROBE_INTERVAL_S)
+            if not ready:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"no rollout for {NO_ROLLOUT_TIMEOUT_S:.0f}s: all {len(self.actors)} "
+                        "rollout actors are lost and none came back (are the worker nodes up?)"
+                    )
+                continue
+            [ref] = ready
+            if ref in self._probes:
+                self._probed(ref)
+                continue
+            actor = self._pending.pop(ref)
+            try:
+                rollout = ray.get(ref)
+            except ray.exceptions.RayActorError as error:
+                self._lose(actor, error)
+                continue
+            self._submit(actor)
+            return rollout
 
     def close(self) -> None:
         import ray
@@ -123,9 +175,54 @@ class RaySampler:
         for actor in self.actors:
             ray.kill(actor)
         self._pending.clear()
+        self._probes.clear()
 
     def _submit(self, actor: Any) -> None:
         self._pending[actor.sample.remote(self._weights_ref, self._version)] = actor
+
+    def _lose(self, actor: Any, error: Exception) -> None:
+        if actor in self._lost:
+            return
+        self.worker_failures += 1
+        self._lost[actor] = 0.0
+        for ref in [ref for ref, owner in self._pending.items() if owner is actor]:
+            del self._pending[ref]
+        index = self.actors.index(actor) + 1
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        logger.warning(
+            "rollout actor %d lost (%s: %s); going on with %d of %d actors until Ray restarts it",
+            index,
+            type(error).__name__,
+            first_line[:200],
+            self.healthy_workers,
+            len(self.actors),
+        )
+
+    def _probe_lost(self) -> None:
+        now = time.monotonic()
+        probing = set(self._probes.values())
+        for actor, probed_at in self._lost.items():
+            if actor not in probing and now - probed_at >= PROBE_INTERVAL_S:
+                self._lost[actor] = now
+                self._probes[actor.get_spec.remote()] = actor
+
+    def _probed(self, ref: Any) -> None:
+        import ray
+
+        actor = self._probes.pop(ref)
+        try:
+            ray.get(ref)
+        except ray.exceptions.RayActorError:
+            return  # still restarting; probed again later
+        del self._lost[actor]
+        logger.warning(
+            "rollout actor %d is back; %d of %d actors sampling",
+            self.actors.index(actor) + 1,
+            self.healthy_workers,
+            len(self.actors),
+        )
+        for _ in range(self._requests_per_actor):
+            self._submit(actor)
 
 
 def worker_node_cpus() -> float | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rlfleet.compute.cluster import LocalCluster, NodeRecord, use_workspace_token
-from rlfleet.compute.target import ComputeKind
+from rlfleet.compute.target import ComputeKind, ComputeTarget
 from rlfleet.errors import ClusterError
 
 if TYPE_CHECKING:
@@ -35,6 +35,10 @@ class ClusterLease:
     started_nodes: list[NodeRecord] = field(default_factory=list)
     node_names: list[str] = field(default_factory=list)
     worker_count: int = 0
+    worker_target: ComputeTarget | None = None
+    worker_use_gpu: bool = False
+    object_store_bytes: int | None = None
+    restarts: dict[str, int] = field(default_factory=dict)
 
     @property
     def cluster_id(self) -> str:
@@ -90,6 +94,27 @@ class ClusterLease:
                 found[state.node_id] = f"node-{state.node_id[:8]}"
         return found
 
+    def restart_lost_workers(self, max_restarts_per_node: int = 3) -> list[str]:
+        """Start again the worker nodes this run started that have died (each at most
+        ``max_restarts_per_node`` times); returns the names of the nodes restarted."""
+        if self.local is None or self.worker_target is None:
+            return []
+        restarted = []
+        for index, node in enumerate(self.started_nodes):
+            if node.role != "worker" or node.alive():
+                continue
+            if self.restarts.get(node.name, 0) >= max_restarts_per_node:
+                continue
+            self.restarts[node.name] = self.restarts.get(node.name, 0) + 1
+            self.started_nodes[index] = self.local.restart_worker(
+                node,
+                self.worker_target,
+                use_gpu=self.worker_use_gpu,
+                object_store_bytes=self.object_store_bytes,
+            )
+            restarted.append(node.name)
+        return restarted
+
     def release(self) -> int:
         """Stop what the run started; returns how many of its processes were still left."""
         if self.local is None:
@@ -136,6 +161,9 @@ def acquire(workspace: Workspace, resolved: ResolvedSpec, owner: str) -> Cluster
         )
         lease.started_nodes.extend(started)
         lease.node_names += [n.name for n in warm + started]
+        lease.worker_target = workers
+        lease.worker_use_gpu = worker_config.use_gpu
+        lease.object_store_bytes = spec.shm_bytes
     lease.worker_count = len(lease.node_names) - 1
     return lease
 

@@ -213,7 +213,8 @@ class Supervisor:
             time.sleep(POLL_S)
 
     def _check_nodes(self) -> None:
-        """Fail at once if the head node died; record worker nodes that die or come back."""
+        """Fail at once if the head node died; record worker nodes that die or come back, and
+        start again the worker nodes this run started that died."""
         local = self.lease.local if self.lease else None
         if local is None:
             return
@@ -228,14 +229,23 @@ class Supervisor:
             event = f"nodes up: {len(alive)}/{len(self.lease.node_names)}" + (
                 f" (down: {', '.join(lost)})" if lost else ""
             )
-            logger.warning("run %s: %s", self.run_id, event)
-            self._events.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {event}")
-            try:
-                self.store.set_tags(self.run_id, {record.NODES_EVENT: event})
-                self.store.log_text(self.run_id, "\n".join(self._events) + "\n", "events.txt")
-            except Exception as err:
-                logger.warning("could not record the event: %s", err)
+            self._record_event(event)
             self._alive_nodes = alive
+            if lost:
+                restarted = self.lease.restart_lost_workers()
+                if restarted:
+                    self._record_event(f"restarting worker nodes: {', '.join(restarted)}")
+
+    def _record_event(self, event: str) -> None:
+        """A node event: in the supervisor's log, the run's ``rlfleet.nodes`` tag and
+        ``events.txt`` artifact."""
+        logger.warning("run %s: %s", self.run_id, event)
+        self._events.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {event}")
+        try:
+            self.store.set_tags(self.run_id, {record.NODES_EVENT: event})
+            self.store.log_text(self.run_id, "\n".join(self._events) + "\n", "events.txt")
+        except Exception as err:
+            logger.warning("could not record the event: %s", err)
 
     def _outcome_of(self, succeeded: bool, stopped: bool) -> Outcome:
         if succeeded:

@@ -1,0 +1,63 @@
+"""A worker node dies mid-training, for real: its raylet is killed while IMPALA learns CartPole.
+
+The run must go on with the other actor, the platform must start the node again, Ray must
+restart the lost actor on it, the run must record all of it, and the reward must keep climbing.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from support import processes_with, wait_until
+
+from rlfleet import RunStatus
+from rlfleet.compute.cluster import LocalCluster
+from rlfleet.compute.processes import session_processes
+from rlfleet.train import submit_training
+
+pytestmark = pytest.mark.cluster
+
+CONFIG = '{"num_workers": 2, "num_envs_per_worker": 16, "min_time_s_per_iteration": 1}'
+
+
+def _metric(run, name):
+    return [p.value for p in run.get_metric_history(name)]
+
+
+def test_a_dead_worker_node_is_replaced_and_learning_goes_on(workspace):
+    run = submit_training(
+        workspace,
+        env="CartPole-v1",
+        config=CONFIG,
+        stop='{"time_total_s": 60}',
+        head="head",
+        worker="workers",
+        nodes=2,
+    )
+    assert wait_until(
+        lambda: _metric(run, "num_healthy_workers") == [2.0], timeout=180, interval=0.5
+    )
+    reward_before = _metric(run, "episode_reward_mean")[-1]
+    cluster = LocalCluster.load(workspace.clusters_dir / f"{run.tags['rlfleet.cluster']}.json")
+    worker = cluster.node("worker-0")
+    [raylet] = [p for p in session_processes([worker.pid]) if p.name() == "raylet"]
+    raylet.send_signal(signal.SIGKILL)
+
+    assert wait_until(lambda: 1.0 in _metric(run, "num_healthy_workers"), timeout=60)
+    assert wait_until(lambda: _metric(run, "num_healthy_workers")[-1] == 2.0, timeout=90), (
+        "the lost actor never came back: " + str(run.tags.get("rlfleet.nodes"))
+    )
+    assert run.wait_for_completion(timeout_s=120) is RunStatus.COMPLETED, run.to_dict()["error"]
+
+    healthy = _metric(run, "num_healthy_workers")
+    assert healthy[0] == 2.0 and 1.0 in healthy and healthy[-1] == 2.0
+    assert _metric(run, "num_worker_failures")[-1] >= 1
+    rewards = _metric(run, "episode_reward_mean")
+    assert rewards[-1] >= 150 and rewards[-1] > reward_before, rewards
+    events = run.store.read_artifact(run.id, "events.txt").decode()
+    assert "down: worker-0" in events and "restarting worker nodes: worker-0" in events, events
+    assert "nodes up: 3/3" in events.splitlines()[-1], events
+    log = run.driver_log()
+    assert "rollout actor" in log and "lost" in log and "is back" in log
+    assert processes_with(f"rlfleet/{cluster.cluster_id}") == []
