@@ -15,6 +15,8 @@ import psutil
 from rlfleet import Workspace
 
 SCRIPTS = Path(__file__).parent / "runs" / "scripts"
+ENDPOINT_TOKEN = "s3cret-token-for-tests"
+"""The bearer token of the policy endpoints the deploy tests start."""
 
 
 @dataclass
@@ -35,6 +37,44 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300) -> CliResult:
         env={k: v for k, v in os.environ.items() if k != "RLFLEET_WORKSPACE"},
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def cli_in_process(*args: str, workspace: Path | None = None) -> CliResult:
+    """Run ``rlfleet ARGS`` in this process (``main()``, stdout and stderr captured): the same
+    code path as :func:`run_cli` without the second or two a fresh Python takes to start."""
+    import contextlib
+    import io
+
+    from rlfleet.cli.main import main
+
+    argv = [*(["--workspace", str(workspace)] if workspace else []), *args]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exit_:  # --help, --version
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def listening_addresses(port: int) -> list[str]:
+    """The local addresses that sockets listen on at ``port`` (any process, IPv4 and IPv6)."""
+    return sorted(
+        {
+            conn.laddr.ip
+            for conn in psutil.net_connections("inet")
+            if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port
+        }
+    )
 
 
 def processes_with(text: str) -> list[psutil.Process]:

@@ -9,6 +9,7 @@ for ``--resume`` fetches the last checkpoint of the earlier run.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,8 @@ def check_trainer_args(run: str, env: str, config: str, stop: str) -> None:
         resolve_factory(env)
     except (ConfigError, UnknownEnvironmentError) as err:
         raise RunSpecError(str(err)) from None
+    except RecursionError:
+        raise RunSpecError("--config or --stop is nested too deeply to be read.") from None
 
 
 def default_compute(workspace: Workspace) -> tuple[str, str]:
@@ -97,28 +100,34 @@ def submit_training(
     if head is None:
         raise RunSpecError("--worker needs --head too.")
 
-    source = workspace.state_dir / "train" / uuid.uuid4().hex[:12]
-    source.mkdir(parents=True)
-    (source / ENTRY_SCRIPT).write_text(ENTRY_SOURCE)
-    params: dict[str, Any] = {"--run": run, "--env": env, "--config": config, "--stop": stop}
-    tags = {record.KIND: "train"}
-    if earlier is not None:
-        params["--restore"] = _fetch_last_checkpoint(earlier, source)
-        tags[RESUMED_FROM] = earlier.id
+    use_gpu = workspace.compute.get(head).gpus > 0  # an unknown target fails here, at once
     worker_configuration = None
     if worker is not None:
         count = nodes if nodes is not None else max(workspace.compute.get(worker).min_nodes, 1)
         worker_configuration = WorkerConfiguration(worker, node_count=count)
-    spec = RunSpec(
-        source_directory=str(source),
-        entry_script=ENTRY_SCRIPT,
-        script_params=params,
-        compute_target=head,
-        use_gpu=workspace.compute.get(head).gpus > 0,
-        worker_configuration=worker_configuration,
-        max_run_duration_seconds=max_run_duration_seconds,
-    )
-    return submit(workspace, spec, experiment=experiment, tags=tags)
+
+    source = workspace.state_dir / "train" / uuid.uuid4().hex[:12]
+    source.mkdir(parents=True)
+    try:
+        (source / ENTRY_SCRIPT).write_text(ENTRY_SOURCE)
+        params: dict[str, Any] = {"--run": run, "--env": env, "--config": config, "--stop": stop}
+        tags = {record.KIND: "train"}
+        if earlier is not None:
+            params["--restore"] = _fetch_last_checkpoint(earlier, source)
+            tags[RESUMED_FROM] = earlier.id
+        spec = RunSpec(
+            source_directory=str(source),
+            entry_script=ENTRY_SCRIPT,
+            script_params=params,
+            compute_target=head,
+            use_gpu=use_gpu,
+            worker_configuration=worker_configuration,
+            max_run_duration_seconds=max_run_duration_seconds,
+        )
+        return submit(workspace, spec, experiment=experiment, tags=tags)
+    except RlfleetError:  # refused before anything was recorded: leave the workspace as it was
+        shutil.rmtree(source, ignore_errors=True)
+        raise
 
 
 def _script_params(earlier: Run) -> dict[str, Any]:

@@ -41,6 +41,10 @@ def _no_runs(workspace) -> bool:
         ({"entry_script": "missing.py"}, ["entry_script 'missing.py' is not a file"]),
         ({"entry_script": "fails.py", "max_nodes": 3}, ["unknown field 'max_nodes'"]),
         (
+            {"entry_script": "fails.py", "environment_variables": {"OMP_NUM_THREADS": 1}},
+            ["environment_variables['OMP_NUM_THREADS'] must be a string", "OMP_NUM_THREADS: '1'"],
+        ),
+        (
             {
                 "entry_script": "fails.py",
                 "worker_configuration": {"compute_target": "workers", "node_count": 9},

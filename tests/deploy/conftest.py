@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import requests
+from support import ENDPOINT_TOKEN, free_port, wait_until
 
 from rlfleet import Run, RunStatus
 from rlfleet.train import submit_training
@@ -31,3 +38,37 @@ def trained_run(warm_workspace) -> Run:
     assert run.wait_for_completion(timeout_s=400) is RunStatus.COMPLETED, run.to_dict()["error"]
     assert run.get_metric_history("episode_reward_mean")[-1].value >= 300
     return run
+
+
+@pytest.fixture(scope="module")
+def served_run(trained_run: Run) -> Run:
+    """The run whose policy ``endpoint`` serves; a module may override it (with a quicker one)."""
+    return trained_run
+
+
+@pytest.fixture(scope="module")
+def endpoint(served_run: Run, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """``rlfleet deploy`` of ``served_run`` on a free port, with the bearer token
+    ``ENDPOINT_TOKEN``; started once per module, stopped (SIGTERM) at its end."""
+    folder = tmp_path_factory.mktemp("endpoint")
+    token_file = folder / "token"
+    token_file.write_text(ENDPOINT_TOKEN)
+    port = free_port()
+    with open(folder / "deploy.log", "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rlfleet.cli.main", "deploy", served_run.id, "--port", str(port), "--token-file", str(token_file)],
+            cwd=served_run.workspace.root, stdout=log, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(f"{url}/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return proc.poll() is not None  # it died: stop waiting
+
+    assert wait_until(up, timeout=180) and proc.poll() is None, (folder / "deploy.log").read_text()
+    yield {"url": url, "proc": proc, "token_file": token_file}
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)

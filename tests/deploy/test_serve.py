@@ -4,52 +4,19 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import requests
-from support import processes_with, run_cli, wait_until
+from support import ENDPOINT_TOKEN, processes_with, run_cli
 
 from rlfleet.compute.cluster import LocalCluster
 from rlfleet.deploy.policy import Policy
 
 pytestmark = pytest.mark.cluster
-TOKEN = "s3cret-token-for-tests"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def endpoint(trained_run, warm_workspace, tmp_path_factory):
-    token_file = tmp_path_factory.mktemp("token") / "token"
-    token_file.write_text(TOKEN)
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rlfleet.cli.main", "deploy", trained_run.id, "--port", str(port), "--token-file", str(token_file)],
-        cwd=warm_workspace.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return requests.get(f"{url}/healthz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    assert wait_until(up, timeout=180), "the endpoint did not come up"
-    yield {"url": url, "proc": proc, "token_file": token_file}
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+TOKEN = ENDPOINT_TOKEN
 
 
 def post(url: str, body: bytes | str, token: str | None = TOKEN) -> requests.Response:

@@ -12,6 +12,7 @@ from rlfleet.impala.networks import build_network, resolve_network_name
     [
         ((4, 42, 42), ModelConfig(dim=42), "vision42"),
         ((4, 42, 42), ModelConfig(dim=42, network="fast42"), "fast42"),
+        ((4, 42, 42), ModelConfig(dim=42, network="fine42"), "fine42"),
         ((4, 84, 84), ModelConfig(dim=84), "nature"),
         ((4,), ModelConfig(), "mlp"),
     ],
@@ -59,7 +60,12 @@ def test_mlp_hidden_sizes_follow_the_config():
 
 @pytest.mark.parametrize(
     "obs_shape, network",
-    [((4, 42, 42), "vision42"), ((4, 42, 42), "fast42"), ((4, 84, 84), "nature")],
+    [
+        ((4, 42, 42), "vision42"),
+        ((4, 42, 42), "fast42"),
+        ((4, 42, 42), "fine42"),
+        ((4, 84, 84), "nature"),
+    ],
 )
 def test_every_pixel_reaches_the_outputs(obs_shape, network):
     """A torso whose strides skip the frame's edges is blind there (Pong's paddles live there)."""

@@ -153,3 +153,13 @@ def test_resolve_checks_the_workspace(workspace, tmp_path):
         ).resolve(workspace)
     with pytest.raises(RunSpecError, match="names no compute_target"):
         RunSpec(source_directory=str(tmp_path / "src"), entry_script="train.py").resolve(workspace)
+
+
+def test_yaml_dates_in_script_params_are_arguments_as_written(tmp_path):
+    (tmp_path / "run.py").write_text("")
+    (tmp_path / "run.yaml").write_text(
+        "source_directory: .\nentry_script: run.py\n"
+        "script_params: {--since: 2020-01-02, --at: 2020-01-02 03:04:05, --seeds: [1, 2]}\n"
+    )
+    args = RunSpec.from_yaml(tmp_path / "run.yaml").script_args()
+    assert args == ["--since", "2020-01-02", "--at", "2020-01-02 03:04:05", "--seeds", "[1, 2]"]

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from rlfleet.errors import RunNotFoundError
-from rlfleet.tracking.store import MetricPoint
+from rlfleet.tracking.store import MetricPoint, redact_uri
 
 
 def test_runs_metrics_and_lookup(workspace):
@@ -26,3 +26,13 @@ def test_runs_metrics_and_lookup(workspace):
         store.get_run("ffff")
     db = workspace.state_dir / "mlflow.db"
     assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_uris_are_shown_without_their_password():
+    assert (
+        redact_uri("postgresql://rl:s3cret@db:5432/rlfleet")
+        == "postgresql://rl:***@db:5432/rlfleet"
+    )
+    assert redact_uri("postgresql://rl:p%40ss@db/rlfleet") == "postgresql://rl:***@db/rlfleet"
+    assert redact_uri("postgresql://rl@db/rlfleet") == "postgresql://rl@db/rlfleet"
+    assert redact_uri("sqlite:////ws/.rlfleet/mlflow.db") == "sqlite:////ws/.rlfleet/mlflow.db"

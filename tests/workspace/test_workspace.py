@@ -34,9 +34,12 @@ def test_not_found_and_bad_config(tmp_path, monkeypatch):
 
 
 def test_tracking_uri_from_config(tmp_path):
-    ws = Workspace.init(tmp_path, tracking_uri="postgresql://rl@db/rlfleet")
-    assert Workspace.from_config(tmp_path).tracking_uri == "postgresql://rl@db/rlfleet"
-    assert ws.artifact_location is None
+    ws = Workspace.init(tmp_path / "db", tracking_uri="postgresql://rl@db/rlfleet")
+    assert Workspace.from_config(tmp_path / "db").tracking_uri == "postgresql://rl@db/rlfleet"
+    # a database keeps no artifacts: they stay in the workspace, as with the embedded store
+    assert ws.artifact_location == (ws.state_dir / "artifacts").as_uri()
+    server = Workspace.init(tmp_path / "server", tracking_uri="http://mlflow:5000")
+    assert server.artifact_location is None  # the server's own
 
 
 def test_ray_token_is_private_and_stable(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rlfleet.tracking.store import redact_uri
 from rlfleet.workspace import CONFIG_FILE_NAME, Workspace
 
 
@@ -26,16 +27,5 @@ def _init(args: argparse.Namespace) -> int:
     ws.tracking.experiment(ws.config.default_experiment)  # opens (creates) the store now
     verb = "already a workspace" if existed else "initialised workspace"
     print(f"{verb} {ws.name!r} in {ws.root}")
-    print(f"tracking store: {_safe_uri(ws.tracking_uri)}")
+    print(f"tracking store: {redact_uri(ws.tracking_uri)}")
     return 0
-
-
-def _safe_uri(uri: str) -> str:
-    """The URI with any password hidden."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(uri)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return uri

@@ -52,6 +52,8 @@ def parse_act(
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as err:
         raise BadRequest(400, f"request body is not valid JSON: {err}.") from None
+    except RecursionError:
+        raise BadRequest(400, "request body is nested too deeply.") from None
     if not isinstance(data, dict):
         raise BadRequest(
             422, 'send a JSON object: {"observation": [...]} or {"observations": [[...], ...]}.'
@@ -97,6 +99,10 @@ def _numbers(value: Any, name: str, meta: PolicyMetadata, *, batch: bool) -> np.
         array = np.asarray(value)
     except ValueError:  # ragged nesting
         raise BadRequest(422, f'"{name}" is ragged; it must have shape {expected}.') from None
+    except RecursionError:
+        raise BadRequest(
+            422, f'"{name}" is nested too deeply; it must have shape {expected}.'
+        ) from None
     if array.dtype == object or array.dtype.kind not in "iuf":
         raise BadRequest(422, f'"{name}" must hold numbers only (no strings, booleans or nulls).')
     got = array.shape[1:] if batch else array.shape

@@ -36,7 +36,8 @@ class ModelConfig:
     dim: int = 84
     """Side of the square Atari observation: 42 (RLlib's small vision net) or 84 (Nature CNN)."""
     network: str = "auto"
-    """auto (vision42 at dim 42, nature at 84, mlp for vectors), vision42, fast42, nature, mlp."""
+    """auto (vision42 at dim 42, nature at 84, mlp for vectors), vision42, fast42, fine42, nature,
+    mlp."""
     fcnet_hiddens: list[int] = field(default_factory=lambda: [64, 64])
     """Hidden layer sizes of the MLP used for vector observations."""
 

@@ -111,13 +111,21 @@ class Learner:
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """``num_sgd_iter`` passes over ``batch`` in minibatches of whole columns (env
-        trajectories); returns the last gradient step's statistics."""
+        trajectories); returns the last gradient step's statistics.
+
+        The V-trace value targets and advantages are computed once, with the weights the update
+        starts from, and held fixed through every pass (as PPO computes GAE once per batch).
+        Recomputing them per minibatch lets the value function, fitted to these very steps in
+        the previous passes, explain the returns away: the advantages left are noise, which
+        advantage normalisation then scales up to full size.
+        """
         width = batch["actions"].shape[1]
         steps_per_column = batch["actions"].shape[0]
         columns = width
         if self.config.minibatch_size > 0:
             columns = max(1, min(width, self.config.minibatch_size // steps_per_column))
         self._set_learning_rate()
+        batch = {**batch, **self._targets(batch)}
         stats: dict[str, float] = {}
         for _ in range(self.config.num_sgd_iter):
             for start in range(0, width, columns):
@@ -128,26 +136,20 @@ class Learner:
         stats["cur_lr"] = self.optimizer.param_groups[0]["lr"]
         return stats
 
-    def _set_learning_rate(self) -> None:
-        lr = self.config.lr
-        if self.config.lr_decay_steps > 0:
-            lr *= max(0.0, 1.0 - self.steps_learned / self.config.lr_decay_steps)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-
-    def _gradient_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    @torch.no_grad()
+    def _targets(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """V-trace value targets ``vs`` and policy-gradient ``advantages`` ``(T, B)`` under the
+        current weights, and the values ``(T, B)`` they were computed with."""
         cfg = self.config
         obs = batch["obs"]
         steps_plus_one, width = obs.shape[:2]
         logits, values = self.model(obs.flatten(0, 1))
         logits = logits.view(steps_plus_one, width, -1)
         values = values.view(steps_plus_one, width)
-
-        mask = batch["mask"]
         rewards = batch["rewards"]
         if cfg.reward_clip > 0:
             rewards = rewards.clamp(-cfg.reward_clip, cfg.reward_clip)
-        discounts = cfg.gamma * (~batch["dones"] & mask).float()
+        discounts = cfg.gamma * (~batch["dones"] & batch["mask"]).float()
         returns = vtrace.from_logits(
             behaviour_policy_logits=batch["behaviour_logits"],
             target_policy_logits=logits[:-1],
@@ -160,23 +162,43 @@ class Learner:
             clip_pg_rho_threshold=cfg.vtrace_clip_pg_rho_threshold,
             lambda_=cfg.vtrace_lambda,
         )
+        return {"vs": returns.vs, "advantages": returns.pg_advantages, "old_values": values[:-1]}
+
+    def _set_learning_rate(self) -> None:
+        lr = self.config.lr
+        if self.config.lr_decay_steps > 0:
+            lr *= max(0.0, 1.0 - self.steps_learned / self.config.lr_decay_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def _gradient_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        cfg = self.config
+        obs = batch["obs"][:-1]  # the bootstrap observations only served the targets
+        steps, width = obs.shape[:2]
+        logits, values = self.model(obs.flatten(0, 1))
+        logits = logits.view(steps, width, -1)
+        values = values.view(steps, width)
+        mask = batch["mask"]
+        target_log_probs = vtrace.action_log_probs(logits, batch["actions"])
+        behaviour_log_probs = vtrace.action_log_probs(batch["behaviour_logits"], batch["actions"])
         weight = mask.float() / mask.sum().clamp(min=1)
-        advantages = returns.pg_advantages
+        advantages = batch["advantages"]
         if cfg.normalize_advantages:
             mean = (advantages * weight).sum()
             std = ((advantages - mean).pow(2) * weight).sum().sqrt()
             advantages = (advantages - mean) / (std + 1e-8)
         clip_fraction = torch.zeros(())
         if cfg.clip_param > 0:  # APPO: PPO's clipped surrogate around the behaviour policy
-            ratio = torch.exp(returns.target_action_log_probs - returns.behaviour_action_log_probs)
+            ratio = torch.exp(target_log_probs - behaviour_log_probs)
             clipped = ratio.clamp(1.0 - cfg.clip_param, 1.0 + cfg.clip_param)
             surrogate = torch.min(ratio * advantages, clipped * advantages)
             clip_fraction = (((ratio - 1.0).abs() > cfg.clip_param).float() * weight).sum()
         else:
-            surrogate = returns.target_action_log_probs * advantages
+            surrogate = target_log_probs * advantages
         policy_loss = -(surrogate * weight).sum()
-        vf_loss = 0.5 * ((returns.vs - values[:-1]).pow(2) * weight).sum()
-        log_probs = F.log_softmax(logits[:-1], dim=-1)
+        vf_loss = 0.5 * ((batch["vs"] - values).pow(2) * weight).sum()
+        explained_var = _explained_variance(batch["old_values"], batch["vs"], weight)
+        log_probs = F.log_softmax(logits, dim=-1)
         entropy = (-(log_probs.exp() * log_probs).sum(-1) * weight).sum()
         loss = policy_loss + cfg.vf_loss_coeff * vf_loss - cfg.entropy_coeff * entropy
 
@@ -190,8 +212,9 @@ class Learner:
             "vf_loss": vf_loss.item(),
             "entropy": entropy.item(),
             "grad_gnorm": grad_norm.item(),
-            "mean_rho": (returns.log_rhos.exp() * weight).sum().item(),
+            "mean_rho": ((target_log_probs - behaviour_log_probs).exp() * weight).sum().item(),
             "clip_fraction": clip_fraction.item(),
+            "vf_explained_var": explained_var,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -209,3 +232,15 @@ class Learner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.version = int(state["version"])
         self.steps_learned = int(state.get("steps_learned", 0))
+
+
+def _explained_variance(
+    predicted: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
+) -> float:
+    """1 - Var(target - predicted) / Var(target) over the weighted steps (1: perfect, 0: no
+    better than a constant, as RLlib's ``vf_explained_var``)."""
+    target_mean = (target * weight).sum()
+    target_var = ((target - target_mean).pow(2) * weight).sum()
+    error = target - predicted
+    error_var = ((error - (error * weight).sum()).pow(2) * weight).sum()
+    return (1.0 - error_var / target_var).item() if target_var > 0 else float("nan")

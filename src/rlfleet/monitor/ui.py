@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import TYPE_CHECKING
@@ -15,14 +16,13 @@ DEFAULT_PORT = 5000
 def ui_command(
     workspace: Workspace, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT
 ) -> list[str]:
-    """The ``mlflow server`` command that serves the workspace's store (and artifacts)."""
+    """The ``mlflow server`` command that serves the workspace's store (and artifacts). The
+    store's URI goes in its environment (:func:`ui_env`), so that no password shows in ``ps``."""
     command = [
         sys.executable,
         "-m",
         "mlflow",
         "server",
-        "--backend-store-uri",
-        workspace.tracking_uri,
         "--host",
         host,
         "--port",
@@ -35,9 +35,16 @@ def ui_command(
     return command
 
 
+def ui_env(workspace: Workspace) -> dict[str, str]:
+    """The environment of the UI's server: this one, with the workspace's store."""
+    from rlfleet.tracking.store import driver_uri
+
+    return {**os.environ, "MLFLOW_BACKEND_STORE_URI": driver_uri(workspace.tracking_uri)}
+
+
 def serve_ui(workspace: Workspace, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> int:
     """Run the UI in the foreground until interrupted; returns its exit code."""
-    proc = subprocess.Popen(ui_command(workspace, host=host, port=port))
+    proc = subprocess.Popen(ui_command(workspace, host=host, port=port), env=ui_env(workspace))
     try:
         return proc.wait()
     except KeyboardInterrupt:

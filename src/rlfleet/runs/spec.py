@@ -109,10 +109,14 @@ class RunSpec:
             data = yaml.safe_load(path.read_text())
         except OSError as err:
             raise RunSpecError(f"cannot read {path}: {err.strerror}.") from None
+        except UnicodeDecodeError:
+            raise RunSpecError(f"{path} is not UTF-8 text; is it a YAML file?") from None
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             raise RunSpecError(f"{path} is not valid YAML{where}; fix the file.") from None
+        except RecursionError:
+            raise RunSpecError(f"{path} is nested too deeply to be a run spec.") from None
         spec = cls.from_dict(data, source=str(path))
         source_dir = Path(spec.source_directory)
         if not source_dir.is_absolute():
@@ -138,6 +142,12 @@ class RunSpec:
             raise RunSpecError(
                 f"{source}: environment_variables must map variable names to values."
             )
+        for name, value in self.environment_variables.items():
+            if not isinstance(value, str):
+                raise RunSpecError(
+                    f"{source}: environment_variables[{name!r}] must be a string, not "
+                    f"{value!r:.40}; quote it in YAML ({name}: '{value}')."
+                )
         _check_type(self.use_gpu, bool, "use_gpu", source)
         _check_number(
             self.cluster_coordination_timeout_seconds,
@@ -150,6 +160,11 @@ class RunSpec:
             parse_size(self.shm_size)
         worker = self.worker_configuration
         if worker is not None:
+            if not isinstance(worker, WorkerConfiguration):
+                raise RunSpecError(
+                    f"{source}: worker_configuration must be a mapping with compute_target, "
+                    "node_count, use_gpu and pip_packages."
+                )
             if not isinstance(worker.node_count, int) or isinstance(worker.node_count, bool):
                 raise RunSpecError(f"{source}: worker_configuration.node_count must be an integer.")
             if worker.node_count < 0:
@@ -210,7 +225,7 @@ class RunSpec:
                 continue
             if value is False:
                 continue
-            text = _strip_seed_quotes(value if isinstance(value, str) else json.dumps(value))
+            text = _strip_seed_quotes(_param_text(value))
             if text.lstrip()[:1] in ("{", "["):
                 try:
                     json.loads(text)
@@ -263,6 +278,21 @@ def parse_size(value: int | str) -> int:
         raise RunSpecError(f"shm_size {value!r} is not a size; use bytes or e.g. '2g', '512m'.")
     number, unit = float(match.group(1)), match.group(2).lower()
     return int(number * 1024 ** " kmgt".index(unit or " "))
+
+
+def _param_text(value: Any) -> str:
+    """A script parameter's value as the argument's text: strings as they are, numbers, lists
+    and mappings as JSON, anything else YAML gives (dates, timestamps) as written."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float | list | dict):
+        try:
+            return json.dumps(value, default=str)
+        except (ValueError, RecursionError):  # circular (YAML aliases) or too deep
+            raise RunSpecError(
+                "a script_params value is circular or nested too deeply to be an argument."
+            ) from None
+    return str(value)
 
 
 def _strip_seed_quotes(text: str) -> str:

@@ -2,21 +2,26 @@
 
 MLflow is the store; nothing here re-implements it. The layer adds what rlfleet needs around it:
 experiments created with the workspace's artifact root, run lookups that fail with a clear
-message, SQLite in WAL mode so that several processes can log at once.
+message, SQLite in WAL mode so that several processes can log at once (and its tables created
+under a file lock, so that several processes can open a fresh store at once).
 """
 
 from __future__ import annotations
 
+import fcntl
+import importlib.util
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
+from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
 
-from rlfleet.errors import ExperimentNotFoundError, RunNotFoundError
+from rlfleet.errors import ExperimentNotFoundError, RunNotFoundError, WorkspaceConfigError
 
 if TYPE_CHECKING:
     from mlflow.entities import Experiment, Run
@@ -52,10 +57,15 @@ class TrackingStore:
         logging.getLogger("alembic").setLevel(logging.WARNING)
         from mlflow.tracking import MlflowClient
 
-        client = MlflowClient(tracking_uri=self.tracking_uri)
-        if self.tracking_uri.startswith("sqlite:///"):
-            client.search_experiments(max_results=1)  # creates the tables on first use
-            _use_wal(Path(self.tracking_uri.removeprefix("sqlite:///")))
+        if not self.tracking_uri.startswith("sqlite:///"):
+            return MlflowClient(tracking_uri=driver_uri(self.tracking_uri))
+        db_path = Path(self.tracking_uri.removeprefix("sqlite:///"))
+        # MLflow creates the tables (running its migrations) when it opens a fresh store;
+        # processes that start together must not run them at once ("table already exists").
+        with _file_lock(db_path.with_name(db_path.name + ".lock")):
+            client = MlflowClient(tracking_uri=self.tracking_uri)
+            client.search_experiments(max_results=1)
+            _use_wal(db_path)
         return client
 
     # -- experiments ----------------------------------------------------------------------------
@@ -207,6 +217,52 @@ class TrackingStore:
 
     def download_artifacts(self, run_id: str, path: str, dst: str | Path) -> Path:
         return Path(self.client.download_artifacts(run_id, path, str(dst)))
+
+
+def redact_uri(uri: str) -> str:
+    """The URI with its password, if any, shown as ``***`` (for printing)."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def driver_uri(uri: str) -> str:
+    """The URI MLflow (SQLAlchemy) is given for ``uri``. A plain ``postgresql://`` means the
+    psycopg (3) driver to SQLAlchemy 2.1; with only psycopg2 installed, that one is named.
+
+    Raises:
+        WorkspaceConfigError: no PostgreSQL driver is installed.
+    """
+    scheme, sep, rest = uri.partition("://")
+    if scheme not in ("postgresql", "postgres") or not sep:
+        return uri
+    if importlib.util.find_spec("psycopg") is not None:
+        return uri
+    if importlib.util.find_spec("psycopg2") is not None:
+        return f"postgresql+psycopg2://{rest}"
+    raise WorkspaceConfigError(
+        f"tracking store {redact_uri(uri)} needs a PostgreSQL driver: "
+        "pip install 'psycopg[binary]' (or psycopg2-binary)."
+    )
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (made if missing) for the ``with`` block; without a
+    writable folder (a read-only copy of a workspace) go on unlocked."""
+    try:
+        handle = open(path, "a")  # noqa: SIM115 - closed below
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()  # releases the lock
 
 
 def _use_wal(db_path: Path) -> None:

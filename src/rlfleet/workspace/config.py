@@ -28,7 +28,7 @@ class WorkspaceConfig:
     tracking_uri: str | None = None
     """MLflow tracking URI; ``None`` means the embedded SQLite store in ``.rlfleet/``."""
     artifact_location: str | None = None
-    """Where run artifacts go; ``None`` means ``.rlfleet/artifacts`` (or the server's default)."""
+    """Where run artifacts go; ``None`` means ``.rlfleet/artifacts`` (or an MLflow server's own)."""
     default_experiment: str = "default"
     """The experiment that runs go to when none is named."""
 

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 STATE_DIR_NAME = ".rlfleet"
 WORKSPACE_ENV_VAR = "RLFLEET_WORKSPACE"
+# Tracking URIs of MLflow servers, which keep artifacts themselves (databases do not).
+SERVER_SCHEMES = ("http://", "https://", "databricks")
 
 
 class Workspace:
@@ -119,10 +121,11 @@ class Workspace:
 
     @property
     def artifact_location(self) -> str | None:
-        """Root for new experiments' artifacts; ``None`` leaves it to the tracking server."""
+        """Root for new experiments' artifacts: ``.rlfleet/artifacts`` for a database store
+        (SQLite, PostgreSQL, ...); ``None`` leaves it to a tracking server (``http(s)://``)."""
         if self.config.artifact_location:
             return self.config.artifact_location
-        if self.config.tracking_uri and not self.config.tracking_uri.startswith("sqlite:"):
+        if self.config.tracking_uri and self.config.tracking_uri.startswith(SERVER_SCHEMES):
             return None
         return (self.state_dir / "artifacts").as_uri()
 
