@@ -1,15 +1,34 @@
-"""Fixtures shared by the whole suite: workspaces and a warm cluster."""
+"""Fixtures shared by the whole suite: workspaces, a warm cluster, a policy trained through
+the platform."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 from support import run_cli
 
-from rlfleet import ComputeTarget, Workspace
+from rlfleet import ComputeTarget, Run, Workspace
+
+CARTPOLE = {
+    "num_workers": 1,
+    "num_envs_per_worker": 32,
+    "sample_batch_size": 20,
+    "train_batch_size": 640,
+    "lr": 0.001,
+    "min_time_s_per_iteration": 1,
+}
+
+
+class TrainedRun(NamedTuple):
+    run: Run
+    shown: dict[str, Any]
+    """What ``rlfleet train ... --wait --json`` printed."""
+    exit_code: int
 
 
 @pytest.fixture(autouse=True)
@@ -49,3 +68,30 @@ def warm_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspa
     finally:
         down = run_cli("cluster", "down", cwd=ws.root)
         assert down.code == 0, down.err
+
+
+@pytest.fixture(scope="session")
+def trained_cartpole(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """CartPole-v1 trained as a new user would: ``rlfleet train --wait --json`` in a fresh
+    workspace, whose default compute (a local head and a worker node) the command creates, until
+    a mean reward of 300. tests/test_train.py reads how it learned; the deploy tests evaluate,
+    export and serve its policy (one training for both saves the suite a minute and a half)."""
+    ws = Workspace.init(tmp_path_factory.mktemp("trained") / "ws")
+    result = run_cli(
+        "train",
+        "--env",
+        "CartPole-v1",
+        "--config",
+        json.dumps(CARTPOLE),
+        "--stop",
+        '{"episode_reward_mean": 300, "time_total_s": 150}',
+        "--experiment",
+        "cartpole",
+        "--wait",
+        "--json",
+        cwd=ws.root,
+        timeout=400,
+    )
+    assert result.out.strip(), result.err
+    shown = json.loads(result.out)
+    return TrainedRun(Run(shown["id"], workspace=ws), shown, result.code)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -14,30 +13,15 @@ import requests
 from support import ENDPOINT_TOKEN, free_port, wait_until
 
 from rlfleet import Run, RunStatus
-from rlfleet.train import submit_training
-
-CARTPOLE = {
-    "num_workers": 1,
-    "num_envs_per_worker": 32,
-    "sample_batch_size": 20,
-    "train_batch_size": 640,
-    "lr": 0.001,
-    "min_time_s_per_iteration": 1,
-}
 
 
 @pytest.fixture(scope="session")
-def trained_run(warm_workspace) -> Run:
-    run = submit_training(
-        warm_workspace,
-        env="CartPole-v1",
-        config=json.dumps(CARTPOLE),
-        stop='{"episode_reward_mean": 300, "time_total_s": 150}',
-        experiment="deploy-tests",
-    )
-    assert run.wait_for_completion(timeout_s=400) is RunStatus.COMPLETED, run.to_dict()["error"]
-    assert run.get_metric_history("episode_reward_mean")[-1].value >= 300
-    return run
+def trained_run(trained_cartpole) -> Run:
+    """The CartPole policy trained through the platform (tests/conftest.py), at 300."""
+    assert trained_cartpole.exit_code == 0, trained_cartpole.shown["error"]
+    assert trained_cartpole.run.status is RunStatus.COMPLETED
+    assert trained_cartpole.run.get_metric_history("episode_reward_mean")[-1].value >= 300
+    return trained_cartpole.run
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ print(json.dumps(meta))
 """
 
 
-def test_evaluate_scores_films_and_registers(trained_run, warm_workspace, tmp_path):
+def test_evaluate_scores_films_and_registers(trained_run, tmp_path):
     video = tmp_path / "cartpole.mp4"
     result = run_cli(
         "evaluate",
@@ -47,7 +47,7 @@ def test_evaluate_scores_films_and_registers(trained_run, warm_workspace, tmp_pa
         "--video",
         str(video),
         "--json",
-        cwd=warm_workspace.root,
+        cwd=trained_run.workspace.root,
     )
     assert result.code == 0, result.err
     summary = json.loads(result.out)
@@ -62,7 +62,7 @@ def test_evaluate_scores_films_and_registers(trained_run, warm_workspace, tmp_pa
 
     import mlflow
 
-    mlflow.set_tracking_uri(warm_workspace.tracking_uri)
+    mlflow.set_tracking_uri(trained_run.workspace.tracking_uri)
     name, version = summary["model"]["name"], summary["model"]["version"]
     registered = trained_run.store.client.get_model_version(name, str(version))
     assert registered.tags["evaluation_mean_score"] == f"{summary['mean']:g}"
@@ -75,12 +75,10 @@ def test_evaluate_scores_films_and_registers(trained_run, warm_workspace, tmp_pa
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-def test_exported_policy_reproduces_the_logits_without_ray_or_rlfleet(
-    trained_run, warm_workspace, tmp_path, fmt
-):
+def test_exported_policy_reproduces_the_logits_without_ray_or_rlfleet(trained_run, tmp_path, fmt):
     path = tmp_path / f"policy.{fmt}"
     result = run_cli(
-        "export", trained_run.id, "--format", fmt, "-o", str(path), cwd=warm_workspace.root
+        "export", trained_run.id, "--format", fmt, "-o", str(path), cwd=trained_run.workspace.root
     )
     assert result.code == 0, result.err
     obs = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
@@ -98,12 +96,12 @@ def test_exported_policy_reproduces_the_logits_without_ray_or_rlfleet(
     np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), expected, atol=1e-5, rtol=0)
 
 
-def test_unknown_run_or_format(warm_workspace, tmp_path):
+def test_unknown_run_or_format(workspace, tmp_path):
     bad = run_cli(
-        "export", "nope", "--format", "onnx", "-o", str(tmp_path / "x"), cwd=warm_workspace.root
+        "export", "nope", "--format", "onnx", "-o", str(tmp_path / "x"), cwd=workspace.root
     )
     assert bad.code != 0 and bad.err.startswith("rlfleet: error: no run with id")
     bad = run_cli(
-        "export", "nope", "--format", "keras", "-o", str(tmp_path / "x"), cwd=warm_workspace.root
+        "export", "nope", "--format", "keras", "-o", str(tmp_path / "x"), cwd=workspace.root
     )
     assert bad.code == 2 and "invalid choice" in bad.err

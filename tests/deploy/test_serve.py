@@ -85,10 +85,10 @@ def test_bad_requests_get_a_clear_4xx(endpoint, body, token, status, fragment):
     assert fragment in message and "\n" not in message
 
 
-def test_play_through_the_endpoint_matches_evaluate(endpoint, trained_run, warm_workspace):
+def test_play_through_the_endpoint_matches_evaluate(endpoint, trained_run):
     played = run_cli(
         "play", "--endpoint", endpoint["url"], "--env", "CartPole-v1", "--episodes", "4",
-        "--token-file", str(endpoint["token_file"]), "--json", cwd=warm_workspace.root,
+        "--token-file", str(endpoint["token_file"]), "--json", cwd=trained_run.workspace.root,
     )  # fmt: skip
     assert played.code == 0, played.err
     evaluated = run_cli(
@@ -98,7 +98,7 @@ def test_play_through_the_endpoint_matches_evaluate(endpoint, trained_run, warm_
         "4",
         "--no-register",
         "--json",
-        cwd=warm_workspace.root,
+        cwd=trained_run.workspace.root,
     )
     play_mean, eval_mean = json.loads(played.out)["mean"], json.loads(evaluated.out)["mean"]
     assert abs(play_mean - eval_mean) <= 0.1 * eval_mean + 1, (play_mean, eval_mean)
@@ -110,12 +110,12 @@ def test_play_through_the_endpoint_matches_evaluate(endpoint, trained_run, warm_
         "Acrobot-v1",
         "--token-file",
         str(endpoint["token_file"]),
-        cwd=warm_workspace.root,
+        cwd=trained_run.workspace.root,
     )
     assert wrong_env.code != 0 and "serves a policy for CartPole-v1" in wrong_env.err
 
 
-def test_endpoint_binds_loopback_and_stops_cleanly_on_sigterm(endpoint, warm_workspace):
+def test_endpoint_binds_loopback_and_stops_cleanly_on_sigterm(endpoint, served_run):
     port = int(endpoint["url"].rsplit(":", 1)[1])
     import psutil
 
@@ -125,7 +125,7 @@ def test_endpoint_binds_loopback_and_stops_cleanly_on_sigterm(endpoint, warm_wor
         if c.status == "LISTEN" and c.laddr.port == port
     ]
     assert listening == ["127.0.0.1"]
-    clusters = [c for c in LocalCluster.all(warm_workspace) if c.owner.startswith("deploy:")]
+    clusters = [c for c in LocalCluster.all(served_run.workspace) if c.owner.startswith("deploy:")]
     assert len(clusters) == 1
     proc = endpoint["proc"]
     started = time.monotonic()
@@ -133,4 +133,4 @@ def test_endpoint_binds_loopback_and_stops_cleanly_on_sigterm(endpoint, warm_wor
     assert proc.wait(timeout=60) == 0
     assert time.monotonic() - started < 30
     assert processes_with(f"rlfleet/{clusters[0].cluster_id}") == []
-    assert not any(c.owner.startswith("deploy:") for c in LocalCluster.all(warm_workspace))
+    assert not any(c.owner.startswith("deploy:") for c in LocalCluster.all(served_run.workspace))

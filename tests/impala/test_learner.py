@@ -132,9 +132,15 @@ def test_every_pass_learns_from_the_targets_of_the_weights_the_update_started_fr
 
     learner._gradient_step = recording_gradient_step
     learner.update(batch)
-    assert len(seen) == 3 * width  # minibatches of one column (4 steps), three passes
-    for index, minibatch in enumerate(seen):
-        column = index % width
+    assert len(seen) == 3 * (steps * width // 4)  # minibatches of 4 steps, three passes
+    assert all(len(minibatch["vs"]) == 4 for minibatch in seen)
+    per_pass = len(seen) // 3
+    for first in range(0, len(seen), per_pass):
+        one_pass = seen[first : first + per_pass]
         for name in ("vs", "advantages"):
-            torch.testing.assert_close(minibatch[name], expected[name][:, column : column + 1])
+            got = torch.cat([minibatch[name] for minibatch in one_pass])
+            # every step once per pass, with the targets computed before the first step
+            torch.testing.assert_close(got.sort().values, expected[name].flatten().sort().values)
+    first_pass = torch.cat([minibatch["vs"] for minibatch in seen[:per_pass]])
+    assert not torch.equal(first_pass, expected["vs"].flatten())  # shuffled, not in order
     assert not torch.allclose(learner._targets(batch)["vs"], expected["vs"])  # weights moved

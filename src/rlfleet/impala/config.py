@@ -57,7 +57,8 @@ class ImpalaConfig:
     num_sgd_iter: int = 1
     """Passes (epochs) over each train batch."""
     minibatch_size: int = 0
-    """Agent steps per gradient step (whole rollouts); 0 takes the whole train batch at once."""
+    """Agent steps per gradient step, drawn at random from the train batch; 0 takes the whole
+    train batch at once."""
     num_data_loader_buffers: int = 1
     """Sample requests each actor keeps in flight (so that sampling overlaps learning)."""
     num_envs_per_worker: int = 16

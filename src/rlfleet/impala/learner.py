@@ -95,8 +95,10 @@ class Learner:
         self.model = build_network(spec.obs_shape, spec.num_actions, config.model).to(device)
         params = self.model.parameters()
         if config.optimizer == "adam":
+            # The fused kernel updates every parameter in one pass (CPU and CUDA): with the
+            # many small minibatches of Atari training, the optimizer step is a fair share.
             self.optimizer: torch.optim.Optimizer = torch.optim.Adam(
-                params, lr=config.lr, eps=config.opt_eps
+                params, lr=config.lr, eps=config.opt_eps, fused=True
             )
         else:
             self.optimizer = torch.optim.RMSprop(
@@ -104,36 +106,48 @@ class Learner:
             )
         self.version = 0
         self.steps_learned = 0
+        self._shuffle = torch.Generator().manual_seed(config.seed)
 
     def weights(self) -> Weights:
         """Current network weights as numpy arrays (what actors load)."""
         return {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """``num_sgd_iter`` passes over ``batch`` in minibatches of whole columns (env
-        trajectories); returns the last gradient step's statistics.
+        """``num_sgd_iter`` passes over ``batch`` in shuffled minibatches of
+        ``minibatch_size`` steps; returns the last gradient step's statistics.
 
-        The V-trace value targets and advantages are computed once, with the weights the update
-        starts from, and held fixed through every pass (as PPO computes GAE once per batch).
-        Recomputing them per minibatch lets the value function, fitted to these very steps in
-        the previous passes, explain the returns away: the advantages left are noise, which
-        advantage normalisation then scales up to full size.
+        The V-trace value targets and advantages are computed once, over the whole time-major
+        batch, with the weights the update starts from, and held fixed through every pass (as
+        PPO computes GAE once per batch). Recomputing them per minibatch lets the value
+        function, fitted to these very steps in the previous passes, explain the returns away:
+        the advantages left are noise, which advantage normalisation then scales up to full
+        size. With the targets fixed, each step stands alone, so minibatches are drawn from all
+        steps at random (as PPO does), not as whole env trajectories.
         """
-        width = batch["actions"].shape[1]
-        steps_per_column = batch["actions"].shape[0]
-        columns = width
-        if self.config.minibatch_size > 0:
-            columns = max(1, min(width, self.config.minibatch_size // steps_per_column))
         self._set_learning_rate()
-        batch = {**batch, **self._targets(batch)}
+        targets = self._targets(batch)
+        steps = {
+            "obs": batch["obs"][:-1],  # the bootstrap observations only served the targets
+            "actions": batch["actions"],
+            "behaviour_logits": batch["behaviour_logits"],
+            **targets,
+        }
+        valid = batch["mask"].flatten().nonzero().squeeze(-1)
+        flat = {name: t.flatten(0, 1)[valid] for name, t in steps.items()}
+        count = len(valid)
+        size = self.config.minibatch_size if self.config.minibatch_size > 0 else max(count, 1)
         stats: dict[str, float] = {}
         for _ in range(self.config.num_sgd_iter):
-            for start in range(0, width, columns):
-                minibatch = {name: t[:, start : start + columns] for name, t in batch.items()}
-                stats = self._gradient_step(minibatch)
+            order = torch.randperm(count, generator=self._shuffle, device="cpu").to(self.device)
+            for start in range(0, count, size):
+                chosen = order[start : start + size]
+                stats = self._gradient_step({name: t[chosen] for name, t in flat.items()})
         self.version += 1
-        self.steps_learned += int(batch["mask"].sum())
+        self.steps_learned += count
         stats["cur_lr"] = self.optimizer.param_groups[0]["lr"]
+        stats["vf_explained_var"] = _explained_variance(
+            targets["old_values"], targets["vs"], batch["mask"]
+        )
         return stats
 
     @torch.no_grad()
@@ -171,35 +185,29 @@ class Learner:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-    def _gradient_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    def _gradient_step(self, minibatch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One gradient step on a flat minibatch of steps (every tensor ``(N, ...)``)."""
         cfg = self.config
-        obs = batch["obs"][:-1]  # the bootstrap observations only served the targets
-        steps, width = obs.shape[:2]
-        logits, values = self.model(obs.flatten(0, 1))
-        logits = logits.view(steps, width, -1)
-        values = values.view(steps, width)
-        mask = batch["mask"]
-        target_log_probs = vtrace.action_log_probs(logits, batch["actions"])
-        behaviour_log_probs = vtrace.action_log_probs(batch["behaviour_logits"], batch["actions"])
-        weight = mask.float() / mask.sum().clamp(min=1)
-        advantages = batch["advantages"]
+        logits, values = self.model(minibatch["obs"])
+        target_log_probs = vtrace.action_log_probs(logits, minibatch["actions"])
+        behaviour_log_probs = vtrace.action_log_probs(
+            minibatch["behaviour_logits"], minibatch["actions"]
+        )
+        advantages = minibatch["advantages"]
         if cfg.normalize_advantages:
-            mean = (advantages * weight).sum()
-            std = ((advantages - mean).pow(2) * weight).sum().sqrt()
-            advantages = (advantages - mean) / (std + 1e-8)
+            advantages = (advantages - advantages.mean()) / (advantages.std(correction=0) + 1e-8)
         clip_fraction = torch.zeros(())
         if cfg.clip_param > 0:  # APPO: PPO's clipped surrogate around the behaviour policy
             ratio = torch.exp(target_log_probs - behaviour_log_probs)
             clipped = ratio.clamp(1.0 - cfg.clip_param, 1.0 + cfg.clip_param)
             surrogate = torch.min(ratio * advantages, clipped * advantages)
-            clip_fraction = (((ratio - 1.0).abs() > cfg.clip_param).float() * weight).sum()
+            clip_fraction = ((ratio - 1.0).abs() > cfg.clip_param).float().mean()
         else:
             surrogate = target_log_probs * advantages
-        policy_loss = -(surrogate * weight).sum()
-        vf_loss = 0.5 * ((batch["vs"] - values).pow(2) * weight).sum()
-        explained_var = _explained_variance(batch["old_values"], batch["vs"], weight)
+        policy_loss = -surrogate.mean()
+        vf_loss = 0.5 * (minibatch["vs"] - values).pow(2).mean()
         log_probs = F.log_softmax(logits, dim=-1)
-        entropy = (-(log_probs.exp() * log_probs).sum(-1) * weight).sum()
+        entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
         loss = policy_loss + cfg.vf_loss_coeff * vf_loss - cfg.entropy_coeff * entropy
 
         self.optimizer.zero_grad(set_to_none=True)
@@ -212,9 +220,8 @@ class Learner:
             "vf_loss": vf_loss.item(),
             "entropy": entropy.item(),
             "grad_gnorm": grad_norm.item(),
-            "mean_rho": ((target_log_probs - behaviour_log_probs).exp() * weight).sum().item(),
+            "mean_rho": (target_log_probs - behaviour_log_probs).exp().mean().item(),
             "clip_fraction": clip_fraction.item(),
-            "vf_explained_var": explained_var,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -234,11 +241,10 @@ class Learner:
         self.steps_learned = int(state.get("steps_learned", 0))
 
 
-def _explained_variance(
-    predicted: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
-) -> float:
-    """1 - Var(target - predicted) / Var(target) over the weighted steps (1: perfect, 0: no
+def _explained_variance(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
+    """1 - Var(target - predicted) / Var(target) over the steps in ``mask`` (1: perfect, 0: no
     better than a constant, as RLlib's ``vf_explained_var``)."""
+    weight = mask.float() / mask.sum().clamp(min=1)
     target_mean = (target * weight).sum()
     target_var = ((target - target_mean).pow(2) * weight).sum()
     error = target - predicted

@@ -12,11 +12,12 @@ PONG_2CPU: dict[str, Any] = {
     "num_workers": 1,
     "num_envs_per_worker": 64,
     "env_num_threads": 2,
-    "sample_batch_size": 20,
-    "train_batch_size": 1280,
-    "minibatch_size": 320,
-    "num_sgd_iter": 2,
+    "sample_batch_size": 32,
+    "train_batch_size": 2048,
+    "minibatch_size": 64,
+    "num_sgd_iter": 3,
     "lr": 5e-4,
+    "grad_clip": 0.5,
     "entropy_coeff": 0.01,
     "clip_param": 0.1,
     "normalize_advantages": True,
@@ -26,9 +27,13 @@ PONG_2CPU: dict[str, Any] = {
 }
 """Pong on a 2-core CPU-only machine: one actor stepping 64 emulators in 2 native threads,
 a learner on the driver; the fast42 network keeps inference + learning cheap next to the
-emulators (see benchmarks/impala_throughput.py). The update is APPO-style (PPO's clip,
-normalised advantages, 2 passes in minibatches of 320). Throughput is measured; that it
-reaches 18 within 5M steps is NOT yet shown (see the trainer's report)."""
+emulators. The update is APPO-style (PPO's clip, normalised advantages, gradient norm clipped
+at 0.5), and it is the number of small gradient steps per sample that makes Pong learn in few
+steps: 3 passes in shuffled minibatches of 64 (96 Adam steps of 5e-4 per 2,048 agent steps).
+With minibatches of 320 and 2 passes (8 steps per 1,280), Pong stayed at -20 for 1.8M steps;
+with 2 passes of 64 it climbs at about half the speed of 3. Measured with
+benchmarks/impala_pong.py: from about 0.6M steps the reward climbs, +14 at 2M steps
+(14 minutes), then slowly; runs differ (one stalled near -5 from 2M to 2.7M steps)."""
 
 CARTPOLE: dict[str, Any] = {
     "num_envs_per_worker": 32,
