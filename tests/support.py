@@ -91,6 +91,18 @@ def processes_with(text: str) -> list[psutil.Process]:
     return found
 
 
+def still_alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """Those of ``procs`` that are still running (zombies count as gone)."""
+    alive = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+        except psutil.Error:
+            continue
+    return alive
+
+
 def write_spec(path: Path, **fields: object) -> Path:
     """A YAML run spec running one of tests/runs/scripts on target 'head'."""
     import yaml

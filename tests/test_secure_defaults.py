@@ -20,10 +20,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 import torch
-from support import cli_in_process, free_port, listening_addresses, wait_until
+from support import cli_in_process, free_port, listening_addresses, still_alive, wait_until
 
 from rlfleet import Workspace
 from rlfleet.compute.cluster import LocalCluster, ray_auth_env
@@ -44,6 +45,7 @@ def serving(args: list[str], workspace: Workspace, port: int) -> Iterator[list[s
     try:
         up = wait_until(lambda: listening_addresses(port) or proc.poll() is not None, 120)
         assert up and proc.poll() is None, log.read_text()[-3000:]
+        started = psutil.Process(proc.pid).children(recursive=True)
         yield listening_addresses(port)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
@@ -53,6 +55,7 @@ def serving(args: list[str], workspace: Workspace, port: int) -> Iterator[list[s
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
     assert wait_until(lambda: not listening_addresses(port), 30), "still listening after Ctrl-C"
+    assert not still_alive(started), f"left behind after Ctrl-C: {still_alive(started)}"
 
 
 def test_mlflow_ui_listens_on_loopback_only(workspace):

@@ -240,6 +240,7 @@ def test_wrong_trainer_config_is_refused_before_anything_starts(fuzz_workspace, 
 @FUZZ
 @given(config=st.none() | text, stop=_wrong_json(STOP_KEYS))
 @example(config=None, stop='{"episode_reward_mean": "high"}')
+@example(config=None, stop="--")  # argparse once read `--stop=--` as no --stop at all
 def test_wrong_stop_criteria_are_refused_before_anything_starts(fuzz_workspace, config, stop):
     args = [f"--stop={stop}"] + ([f"--config={config}"] if config is not None else [])
     line = _train(fuzz_workspace, *args)

@@ -9,8 +9,9 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
-from support import wait_until, write_spec
+from support import still_alive, wait_until, write_spec
 
 from rlfleet import RunStatus
 from rlfleet.runs.spec import RunSpec
@@ -69,6 +70,7 @@ def test_ui_shows_the_run_its_children_and_the_reward_chart(warm_workspace, tmp_
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         assert wait_until(lambda: healthy(url), timeout=60), "rlfleet ui did not come up"
+        started = psutil.Process(server.pid).children(recursive=True)
         with playwright.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -97,7 +99,8 @@ def test_ui_shows_the_run_its_children_and_the_reward_chart(warm_workspace, tmp_
             page.get_by_text("driver_log.txt").first.wait_for(timeout=30_000)
             browser.close()
     finally:
-        server.terminate()
+        server.terminate()  # SIGTERM, as a service manager stops it
         server.wait(timeout=30)
+    assert not still_alive(started), f"left behind by SIGTERM: {still_alive(started)}"
     assert (ARTIFACTS / "ui-runs.png").stat().st_size > 10_000
     assert (ARTIFACTS / "ui-metrics.png").stat().st_size > 10_000

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import threading
 
@@ -36,6 +35,7 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def _tensorboard(args: argparse.Namespace) -> int:
+    from rlfleet.monitor.foreground import run_in_foreground
     from rlfleet.monitor.tensorboard import write_events
 
     ws = workspace(args)
@@ -57,11 +57,7 @@ def _tensorboard(args: argparse.Namespace) -> int:
         sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
         "--host", args.host, "--port", str(args.port),
     ]  # fmt: skip
-    proc = subprocess.Popen(command)
     try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        return proc.wait()
+        return run_in_foreground(command)
     finally:
         stop.set()

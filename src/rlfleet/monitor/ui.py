@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from typing import TYPE_CHECKING
 
@@ -36,17 +35,20 @@ def ui_command(
 
 
 def ui_env(workspace: Workspace) -> dict[str, str]:
-    """The environment of the UI's server: this one, with the workspace's store."""
+    """The environment of the UI's server: this one, with the workspace's store. MLflow's job
+    execution (a pool of consumer processes for GenAI jobs, ~2 GB resident) is off unless the
+    user turns it on."""
     from rlfleet.tracking.store import driver_uri
 
-    return {**os.environ, "MLFLOW_BACKEND_STORE_URI": driver_uri(workspace.tracking_uri)}
+    return {
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        **os.environ,
+        "MLFLOW_BACKEND_STORE_URI": driver_uri(workspace.tracking_uri),
+    }
 
 
 def serve_ui(workspace: Workspace, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> int:
-    """Run the UI in the foreground until interrupted; returns its exit code."""
-    proc = subprocess.Popen(ui_command(workspace, host=host, port=port), env=ui_env(workspace))
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        return proc.wait()
+    """Run the UI in the foreground until Ctrl-C or SIGTERM; returns its exit code."""
+    from rlfleet.monitor.foreground import run_in_foreground
+
+    return run_in_foreground(ui_command(workspace, host=host, port=port), ui_env(workspace))
