@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from math import nan
+
 import pytest
 
 from rlfleet.monitor.progress import criteria, duration, sparkline
@@ -19,6 +21,17 @@ def test_reward_criterion_progress_and_time_left():
     assert crit.progress == pytest.approx(6 / 39)
     # 2 points per 10 s, 33 to go: 165 s at the recent rate
     assert crit.seconds_left == pytest.approx(165)
+
+
+def test_reward_progress_counts_from_the_first_episode_not_the_nans_before_it():
+    history = {"episode_reward_mean": points("episode_reward_mean", [nan, nan, -20, -2])}
+    (crit,) = criteria({"episode_reward_mean": 18}, history, elapsed_s=40)
+    assert crit.current == -2
+    assert crit.progress == pytest.approx(18 / 38)
+    assert crit.seconds_left == pytest.approx(20 / 1.8)  # 18 per 10 s, 20 to go
+    (none_yet,) = criteria({"episode_reward_mean": 18}, {"episode_reward_mean": points(
+        "episode_reward_mean", [nan, nan])}, elapsed_s=20)  # fmt: skip
+    assert none_yet.current is None and none_yet.progress is None
 
 
 def test_time_criteria_use_elapsed_time_and_the_run_limit():

@@ -42,6 +42,7 @@ def test_terminal_view_shows_the_end_of_a_run(finished_run, warm_workspace):
     assert "reward  " in text and "-21.00 -> -9.00 (episode_reward_mean)" in text
     assert "stop    episode_reward_mean -9 / -10" in text and "100%" in text
     assert "time_total_s" in text
+    assert " left" not in text  # no time-left estimate for a run that has ended
     assert "done" in text  # the driver log's last lines
     cli = run_cli("runs", "watch", finished_run.id, cwd=warm_workspace.root)
     assert cli.code == 0 and "status  COMPLETED" in cli.out

@@ -22,7 +22,9 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
 def run_in_foreground(command: Sequence[str], env: Mapping[str, str] | None = None) -> int:
     """Run ``command`` until it exits or this process gets SIGINT/SIGTERM; then stop every
     process it started. Returns its exit code (0 when stopped by a signal)."""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # Both signals stop the server, even where SIGINT was inherited ignored (from a parent
+    # that ignores it, as a non-interactive shell does for its background jobs).
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     proc = subprocess.Popen(list(command), env=None if env is None else dict(env),
                             start_new_session=True)  # fmt: skip
     try:
@@ -32,4 +34,5 @@ def run_in_foreground(command: Sequence[str], env: Mapping[str, str] | None = No
     finally:
         stop_sessions([proc.pid], grace_s=5.0)
         proc.wait()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -57,6 +57,8 @@ def _time_criterion(name: str, target: float, elapsed_s: float) -> Criterion:
 
 
 def _metric_criterion(name: str, target: float, points: Sequence[MetricPoint]) -> Criterion:
+    # A trainer logs NaN before its first episode ends: progress counts from the first value.
+    points = [p for p in points if math.isfinite(p.value)]
     if not points:
         return Criterion(name, target, None, None, None)
     first, last = points[0].value, points[-1].value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING, TextIO
 
@@ -32,7 +33,8 @@ def render(snap: Snapshot, *, width: int = 100) -> list[str]:
         lines.append(f"children {roles}")
     if snap.rewards:
         spark = sparkline(snap.rewards, width=min(48, width - 40))
-        lines.append(f"reward  {spark}  {snap.rewards[0]:.2f} -> {snap.rewards[-1]:.2f} ({REWARD})")
+        first = next((v for v in snap.rewards if math.isfinite(v)), math.nan)
+        lines.append(f"reward  {spark}  {first:.2f} -> {snap.rewards[-1]:.2f} ({REWARD})")
     figures = []
     if snap.steps_per_s is not None:
         figures.append(f"{snap.steps_per_s:,.0f} steps/s")
@@ -47,7 +49,10 @@ def render(snap: Snapshot, *, width: int = 100) -> list[str]:
         filled = round((crit.progress or 0) * BAR)
         bar = "[" + "#" * filled + "." * (BAR - filled) + "]"
         percent = "  -" if crit.progress is None else f"{crit.progress:4.0%}"
-        left = "" if crit.seconds_left is None else f"  ~{duration(crit.seconds_left)} left"
+        ended = snap.status.is_terminal()  # no estimate for a run that has ended
+        left = (
+            "" if crit.seconds_left is None or ended else f"  ~{duration(crit.seconds_left)} left"
+        )
         lines.append(f"{label}{crit.name} {current} / {crit.target:,.6g}  {bar} {percent}{left}")
     if snap.log_tail:
         lines.append("-" * min(width, 40) + " driver log " + "-" * 8)

@@ -238,9 +238,12 @@ class Run:
         poll_s: float = 0.25,
         out: TextIO | None = None,
     ) -> RunStatus:
-        """Block until the run ends; with ``show_output`` stream the entry script's output."""
+        """Block until the run ends; with ``show_output`` stream the entry script's output.
+        The store is read every ``poll_s`` for the first 15 s, then every second at most often
+        (a long run's follower takes no CPU worth counting from the run)."""
         out = out or sys.stdout
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        started = time.monotonic()
+        deadline = None if timeout_s is None else started + timeout_s
         output = _OutputFollower(self) if show_output else None
         while True:
             status = self.status
@@ -253,7 +256,7 @@ class Run:
                     f"run {self.id} is still {status.value} after {timeout_s:g} s; "
                     f"`rlfleet runs wait {self.id}` waits again."
                 )
-            time.sleep(poll_s)
+            time.sleep(poll_s if time.monotonic() - started < 15 else max(poll_s, 1.0))
 
     # -- summary --------------------------------------------------------------------------------
 

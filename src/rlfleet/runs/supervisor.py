@@ -41,8 +41,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger("rlfleet.supervisor")
 
 POLL_S = 0.25
+"""How often the job's status is asked for in the first FAST_POLL_FOR_S (short runs end
+promptly); SLOW_POLL_S after that, so that a long run's dashboard is not kept busy."""
+FAST_POLL_FOR_S = 15.0
+SLOW_POLL_S = 1.0
 CANCEL_TAG_POLL_S = 1.0
+SLOW_CANCEL_TAG_POLL_S = 3.0
 LOG_UPLOAD_S = 3.0
+"""The driver's log (streamed here as it is written) is uploaded this often when it changed."""
+NODE_LOG_UPLOAD_S = 15.0
+"""Worker nodes' logs are fetched through Ray's state API (whole files): this often."""
 ERROR_TAIL_LINES = 25
 
 
@@ -178,11 +186,13 @@ class Supervisor:
 
         assert self.client is not None
         started = time.monotonic()
-        next_tag_check = next_upload = 0.0
+        next_tag_check = next_upload = next_node_upload = 0.0
         while True:
             now = time.monotonic()
             if now >= next_tag_check:
-                next_tag_check = now + CANCEL_TAG_POLL_S
+                # a cancel from this machine also comes as SIGTERM; the tag is for the others
+                fast = now - started < FAST_POLL_FOR_S
+                next_tag_check = now + (CANCEL_TAG_POLL_S if fast else SLOW_CANCEL_TAG_POLL_S)
                 try:
                     tags = self.store.get_run(self.run_id).data.tags
                 except Exception as err:  # the store may be briefly unreachable; the run goes on
@@ -209,8 +219,11 @@ class Supervisor:
                 return self._outcome_of(status == JobStatus.SUCCEEDED, status == JobStatus.STOPPED)
             if now >= next_upload:
                 next_upload = now + LOG_UPLOAD_S
-                self._upload_logs()
-            time.sleep(POLL_S)
+                nodes = now >= next_node_upload
+                if nodes:
+                    next_node_upload = now + NODE_LOG_UPLOAD_S
+                self._upload_logs(nodes=nodes)
+            time.sleep(POLL_S if now - started < FAST_POLL_FOR_S else SLOW_POLL_S)
 
     def _check_nodes(self) -> None:
         """Fail at once if the head node died; record worker nodes that die or come back, and
@@ -306,15 +319,21 @@ class Supervisor:
             )
             self.store.set_mlflow_status(self.children[role], "RUNNING", end=False)
 
-    def _upload_logs(self, *, final: bool = False) -> None:
-        """Upload each role's logs; at the end, with the cluster gone, only what is here."""
+    def _upload_logs(self, *, final: bool = False, nodes: bool = True) -> None:
+        """Upload each role's logs (the worker nodes' only with ``nodes``); at the end, with the
+        cluster gone, only what is here."""
         try:
             if "head" in self.children and self.driver_log is not None:
                 if final and not self.cluster_lost:
                     # a canceled job's stream does not end by itself: do not wait for it
                     self.driver_log.finish(timeout_s=0.1 if self.cancel_reason else 2.0)
                 self._upload(self.children["head"], self.driver_log.path, DRIVER_LOG)
-            if "worker" in self.children and self.lease is not None and not self.cluster_lost:
+            if (
+                nodes
+                and "worker" in self.children
+                and self.lease is not None
+                and not self.cluster_lost
+            ):
                 job_hex = self._ray_job_hex()
                 for node_id, name in self.lease.worker_nodes().items():
                     path = self.run_dir / f"{name}_log.txt"
