@@ -52,18 +52,6 @@ mlflow.models.set_model(TorchScriptPolicy())
 '''
 
 
-def _save_model(
-    model_dir: Path, code: Path, scripted: Path, policy: Policy, evaluation: Evaluation
-) -> None:
-    mlflow.pyfunc.save_model(
-        str(model_dir),
-        python_model=str(code),
-        artifacts={"torchscript": str(scripted)},
-        metadata={"rlfleet_policy": policy.metadata.to_dict(), "evaluation": evaluation.to_dict()},
-        pip_requirements=["torch", "numpy", "mlflow"],
-    )
-
-
 def default_model_name(env_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", env_id).strip("-").lower() + "-impala"
 
@@ -82,7 +70,16 @@ def register(
         with warnings.catch_warnings():
             # Observations are any arrays of the env's shape: no type hints to validate against.
             warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
-            _save_model(model_dir, code, scripted, policy, evaluation)
+            mlflow.pyfunc.save_model(
+                str(model_dir),
+                python_model=str(code),
+                artifacts={"torchscript": str(scripted)},
+                metadata={
+                    "rlfleet_policy": policy.metadata.to_dict(),
+                    "evaluation": evaluation.to_dict(),
+                },
+                pip_requirements=["torch", "numpy", "mlflow"],
+            )
         client.log_artifacts(run.id, str(model_dir), ARTIFACT_PATH)
     from mlflow.exceptions import MlflowException
 

@@ -43,13 +43,13 @@ def render(snap: Snapshot, *, width: int = 100) -> list[str]:
             figures.append(f"{name} {snap.metrics[name]:,.0f}")
     if figures:
         lines.append("speed   " + "   ".join(figures))
+    ended = snap.status.is_terminal()  # no time-left estimate for a run that has ended
     for index, crit in enumerate(snap.criteria):
         label = "stop    " if index == 0 else "        "
         current = "-" if crit.current is None else f"{crit.current:,.6g}"
         filled = round((crit.progress or 0) * BAR)
         bar = "[" + "#" * filled + "." * (BAR - filled) + "]"
         percent = "  -" if crit.progress is None else f"{crit.progress:4.0%}"
-        ended = snap.status.is_terminal()  # no estimate for a run that has ended
         left = (
             "" if crit.seconds_left is None or ended else f"  ~{duration(crit.seconds_left)} left"
         )

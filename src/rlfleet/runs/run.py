@@ -27,6 +27,7 @@ from rlfleet.runs.context import (
     connected_to_ray,
     tracker_writer,
 )
+from rlfleet.runs.polling import poll_interval
 from rlfleet.runs.status import RunStatus
 
 if TYPE_CHECKING:
@@ -239,7 +240,7 @@ class Run:
         out: TextIO | None = None,
     ) -> RunStatus:
         """Block until the run ends; with ``show_output`` stream the entry script's output.
-        The store is read every ``poll_s`` for the first 15 s, then every second at most often
+        The store is read every ``poll_s`` at first, then every second at most often
         (a long run's follower takes no CPU worth counting from the run)."""
         out = out or sys.stdout
         started = time.monotonic()
@@ -256,7 +257,7 @@ class Run:
                     f"run {self.id} is still {status.value} after {timeout_s:g} s; "
                     f"`rlfleet runs wait {self.id}` waits again."
                 )
-            time.sleep(poll_s if time.monotonic() - started < 15 else max(poll_s, 1.0))
+            time.sleep(poll_interval(time.monotonic() - started, poll_s, max(poll_s, 1.0)))
 
     # -- summary --------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from rlfleet.runs import record
 from rlfleet.runs.context import RUN_ID_ENV, TRACKER_ENV, TRACKING_URI_ENV
 from rlfleet.runs.lease import ClusterLease, acquire
 from rlfleet.runs.logs import DriverLogStream, node_log
+from rlfleet.runs.polling import poll_interval
 from rlfleet.runs.run import DRIVER_LOG
 from rlfleet.runs.spec import ResolvedSpec, RunSpec
 from rlfleet.runs.status import RunStatus
@@ -40,13 +41,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("rlfleet.supervisor")
 
-POLL_S = 0.25
-"""How often the job's status is asked for in the first FAST_POLL_FOR_S (short runs end
-promptly); SLOW_POLL_S after that, so that a long run's dashboard is not kept busy."""
-FAST_POLL_FOR_S = 15.0
-SLOW_POLL_S = 1.0
-CANCEL_TAG_POLL_S = 1.0
-SLOW_CANCEL_TAG_POLL_S = 3.0
+POLL_S, SLOW_POLL_S = 0.25, 1.0
+"""How often the job's status is asked for: first, then for the rest of the run
+(:func:`rlfleet.runs.polling.poll_interval`)."""
+CANCEL_TAG_POLL_S, SLOW_CANCEL_TAG_POLL_S = 1.0, 3.0
+"""The same for the cancel tag (a cancel from this machine also comes at once as SIGTERM)."""
 LOG_UPLOAD_S = 3.0
 """The driver's log (streamed here as it is written) is uploaded this often when it changed."""
 NODE_LOG_UPLOAD_S = 15.0
@@ -190,9 +189,9 @@ class Supervisor:
         while True:
             now = time.monotonic()
             if now >= next_tag_check:
-                # a cancel from this machine also comes as SIGTERM; the tag is for the others
-                fast = now - started < FAST_POLL_FOR_S
-                next_tag_check = now + (CANCEL_TAG_POLL_S if fast else SLOW_CANCEL_TAG_POLL_S)
+                next_tag_check = now + poll_interval(
+                    now - started, CANCEL_TAG_POLL_S, SLOW_CANCEL_TAG_POLL_S
+                )
                 try:
                     tags = self.store.get_run(self.run_id).data.tags
                 except Exception as err:  # the store may be briefly unreachable; the run goes on
@@ -223,7 +222,7 @@ class Supervisor:
                 if nodes:
                     next_node_upload = now + NODE_LOG_UPLOAD_S
                 self._upload_logs(nodes=nodes)
-            time.sleep(POLL_S if now - started < FAST_POLL_FOR_S else SLOW_POLL_S)
+            time.sleep(poll_interval(now - started, POLL_S, SLOW_POLL_S))
 
     def _check_nodes(self) -> None:
         """Fail at once if the head node died; record worker nodes that die or come back, and
