@@ -132,7 +132,7 @@ def main() -> None:
         import ray
 
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private, local-only instance
-        ray.init(num_cpus=args.num_cpus, include_dashboard=False)
+        ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # after Ray's: a clean shutdown
     try:
         result = train(

@@ -51,7 +51,7 @@ def main() -> None:
     from ray.tune.registry import register_env
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=True)
+    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=True)
     register_env("rllib-pong", make_pong)
     config = (
         IMPALAConfig()

@@ -216,7 +216,7 @@ def main() -> None:
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private, local-only instance
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False)
+    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False)
     try:
         load.take()
         train_steps = report(

@@ -27,7 +27,9 @@ def test_cartpole_learns_in_one_process():
 def local_ray(monkeypatch):
     """A private 2-CPU Ray instance whose only node is labelled as a platform worker node."""
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=2, include_dashboard=False, labels={"rlfleet/role": "worker"})
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, labels={"rlfleet/role": "worker"}
+    )
     yield
     ray.shutdown()
 

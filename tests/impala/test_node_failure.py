@@ -25,6 +25,15 @@ def _metric(run, name):
     return [p.value for p in run.get_metric_history(name)]
 
 
+def _story(run) -> str:
+    """What the run recorded, for a failed assertion: health points, node events, log tail."""
+    tail = "\n".join(run.driver_log().splitlines()[-15:])
+    return (
+        f"healthy={_metric(run, 'num_healthy_workers')} nodes={run.tags.get('rlfleet.nodes')}"
+        f"\n{tail}"
+    )
+
+
 def test_a_dead_worker_node_is_replaced_and_learning_goes_on(workspace):
     run = submit_training(
         workspace,
@@ -44,9 +53,9 @@ def test_a_dead_worker_node_is_replaced_and_learning_goes_on(workspace):
     [raylet] = [p for p in session_processes([worker.pid]) if p.name() == "raylet"]
     raylet.send_signal(signal.SIGKILL)
 
-    assert wait_until(lambda: 1.0 in _metric(run, "num_healthy_workers"), timeout=60)
+    assert wait_until(lambda: 1.0 in _metric(run, "num_healthy_workers"), timeout=60), _story(run)
     assert wait_until(lambda: _metric(run, "num_healthy_workers")[-1] == 2.0, timeout=90), (
-        "the lost actor never came back: " + str(run.tags.get("rlfleet.nodes"))
+        "the lost actor never came back: " + _story(run)
     )
     assert run.wait_for_completion(timeout_s=120) is RunStatus.COMPLETED, run.to_dict()["error"]
 
