@@ -87,7 +87,7 @@ def test_bad_requests_get_a_clear_4xx(endpoint, body, token, status, fragment):
 
 def test_play_through_the_endpoint_matches_evaluate(endpoint, trained_run):
     played = run_cli(
-        "play", "--endpoint", endpoint["url"], "--env", "CartPole-v1", "--episodes", "4",
+        "play", "--endpoint", endpoint["url"], "--env", "CartPole-v1", "--episodes", "2",
         "--token-file", str(endpoint["token_file"]), "--json", cwd=trained_run.workspace.root,
     )  # fmt: skip
     assert played.code == 0, played.err
@@ -95,7 +95,7 @@ def test_play_through_the_endpoint_matches_evaluate(endpoint, trained_run):
         "evaluate",
         trained_run.id,
         "--episodes",
-        "4",
+        "2",
         "--no-register",
         "--json",
         cwd=trained_run.workspace.root,

@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from support import processes_with, run_cli, write_spec
+from support import cli_in_process, processes_with, run_cli, write_spec
 
 pytestmark = pytest.mark.cluster
 
@@ -26,7 +26,9 @@ def test_run_on_head_and_two_workers(workspace, tmp_path):
     run_id = json.loads(submitted.out)["id"]
 
     waited = run_cli("runs", "wait", run_id, "--timeout", "240", cwd=workspace.root)
-    shown = json.loads(run_cli("runs", "show", run_id, "--json", cwd=workspace.root).out)
+    shown = json.loads(
+        cli_in_process("runs", "show", run_id, "--json", workspace=workspace.root).out
+    )
     assert waited.code == 0, (waited.out, waited.err, shown)
     assert shown["status"] == "COMPLETED"
     assert shown["experiment"] == "integration"
@@ -35,7 +37,9 @@ def test_run_on_head_and_two_workers(workspace, tmp_path):
     assert shown["metrics"]["tasks_on_worker_nodes"] == 4
     assert shown["metrics"]["episodes_total"] == 42
     points = json.loads(
-        run_cli("runs", "metrics", run_id, "episode_reward_mean", "--json", cwd=workspace.root).out
+        cli_in_process(
+            "runs", "metrics", run_id, "episode_reward_mean", "--json", workspace=workspace.root
+        ).out
     )["points"]
     assert [(p["step"], p["value"]) for p in points] == [
         (0, -21.0),
@@ -45,7 +49,9 @@ def test_run_on_head_and_two_workers(workspace, tmp_path):
         (40, -9.0),
     ]
     task_points = json.loads(
-        run_cli("runs", "metrics", run_id, "task_index", "--json", cwd=workspace.root).out
+        cli_in_process(
+            "runs", "metrics", run_id, "task_index", "--json", workspace=workspace.root
+        ).out
     )["points"]
     assert sorted((p["step"], p["value"]) for p in task_points) == [(i, float(i)) for i in range(4)]
 
@@ -55,12 +61,14 @@ def test_run_on_head_and_two_workers(workspace, tmp_path):
     assert children["head"]["status"] == children["worker"]["status"] == "COMPLETED"
     assert children["head"]["logs"] == ["driver_log.txt"]
     assert sorted(children["worker"]["logs"]) == ["worker-0_log.txt", "worker-1_log.txt"]
-    driver_log = run_cli("runs", "logs", run_id, cwd=workspace.root).out
+    driver_log = cli_in_process("runs", "logs", run_id, workspace=workspace.root).out
     assert "done" in driver_log
 
     # The tasks ran on the worker nodes: each task's output is in the log that rlfleet fetched
     # from the node it says it ran on, and both worker nodes got some.
-    worker_logs = run_cli("runs", "logs", run_id, "--role", "worker", cwd=workspace.root).out
+    worker_logs = cli_in_process(
+        "runs", "logs", run_id, "--role", "worker", workspace=workspace.root
+    ).out
     sections = dict(
         re.findall(r"===== (worker-\d)_log\.txt =====\n(.*?)(?======|\Z)", worker_logs, re.S)
     )
