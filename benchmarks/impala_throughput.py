@@ -194,7 +194,7 @@ def main() -> None:
     parser.add_argument("--rllib-venv", type=Path, default=HERE / ".rllib-venv")
     parser.add_argument(
         "--rllib-settings",
-        default="1x4,2x4,2x8,1x16",
+        default="2x8,1x16,1x32,1x64",
         help="comma-separated RUNNERSxENVS (env runners x envs per runner) to try",
     )
     parser.add_argument("--rllib-dim", type=int, default=64, help="RLlib's observation side")
