@@ -166,14 +166,6 @@ class RaySampler:
             except ray.exceptions.RayActorError as error:
                 self._lose(actor, error)
                 continue
-            except ray.exceptions.ObjectLostError as error:  # the rollout died with its node
-                logger.warning(
-                    "a rollout of actor %d was lost (%s); asking again",
-                    self.actors.index(actor) + 1,
-                    type(error).__name__,
-                )
-                self._submit(actor)  # fails as a lost actor if the actor went with it
-                continue
             self._submit(actor)
             return rollout
 
@@ -220,7 +212,7 @@ class RaySampler:
         actor = self._probes.pop(ref)
         try:
             ray.get(ref)
-        except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError):
+        except ray.exceptions.RayActorError:
             return  # still restarting; probed again later
         del self._lost[actor]
         logger.warning(
