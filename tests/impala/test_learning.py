@@ -4,6 +4,7 @@ Ray actors. Settings: a small tanh MLP, 32 envs per worker, rollouts of 20 steps
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 import ray
@@ -34,20 +35,31 @@ def local_ray(monkeypatch):
     ray.shutdown()
 
 
-def test_cartpole_learns_with_ray_actors(local_ray):
+def test_cartpole_learns_with_ray_actors_and_counts_a_brief_loss(local_ray):
     assert cluster_has_worker_nodes()
     config = ImpalaConfig.from_dict({**CARTPOLE, "num_workers": 2})
     trainer = ImpalaTrainer("CartPole-v1", config)
     try:
-        assert isinstance(trainer.sampler, RaySampler)
+        sampler = trainer.sampler
+        assert isinstance(sampler, RaySampler)
         actor_pids = {
-            ray.get(actor.__ray_call__.remote(lambda self: os.getpid()))
-            for actor in trainer.sampler.actors
+            ray.get(actor.__ray_call__.remote(lambda self: os.getpid())) for actor in sampler.actors
         }
         assert len(actor_pids) == 2 and os.getpid() not in actor_pids
         result = {}
         while not GOAL.reached(result):
             result = trainer.train_iteration(GOAL)
+        assert result["num_healthy_workers"] == 2 and result["num_worker_failures"] == 0
+
+        # An actor dies and Ray restarts it at once (its CPU is free again): an outage far
+        # shorter than an iteration, which the iteration's metrics must still show.
+        ray.kill(sampler.actors[0], no_restart=False)
+        deadline = time.monotonic() + 60
+        while not (sampler.worker_failures == 1 and sampler.healthy_workers == 2):
+            assert time.monotonic() < deadline, "the killed actor was not lost and back in 60 s"
+            sampler.next_rollout()
+        assert sampler.fewest_healthy_workers() == 1  # the low point, though both are back
+        assert sampler.fewest_healthy_workers() == 2  # and from then on
     finally:
         trainer.close()
     assert result["episode_reward_mean"] >= 150, result

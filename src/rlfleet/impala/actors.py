@@ -10,7 +10,8 @@ Lost actors: rollout actors are restartable (``max_restarts=-1``). When one dies
 its requests fail; training goes on with the other actors while Ray restarts the lost one on a
 worker node with room (at once if one has, else when a node joins). A probe call tells when it
 is back, and it gets sample requests again. ``healthy_workers`` and ``worker_failures`` say
-where things stand (logged with each iteration).
+where things stand; ``fewest_healthy_workers()`` the low point since it was last asked, so that
+an outage shorter than an iteration still shows in the iteration's metrics.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ class Sampler(Protocol):
 
     def next_rollout(self) -> Rollout: ...
 
+    def fewest_healthy_workers(self) -> int:
+        """The fewest actors sampling at any moment since the last call (then from now on)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -65,6 +70,9 @@ class LocalSampler:
 
     def next_rollout(self) -> Rollout:
         return self.worker.sample()
+
+    def fewest_healthy_workers(self) -> int:
+        return 1
 
     def close(self) -> None:
         self.worker.close()
@@ -109,6 +117,7 @@ class RaySampler:
         self._lost: dict[Any, float] = {}  # lost actor -> when it was last probed
         self._probes: dict[Any, Any] = {}  # probe call -> lost actor
         self.worker_failures = 0
+        self._fewest_healthy = len(self.actors)
         try:
             self.spec: EnvSpec = ray.get(
                 self.actors[0].get_spec.remote(), timeout=ACTOR_START_TIMEOUT_S
@@ -134,6 +143,10 @@ class RaySampler:
     @property
     def healthy_workers(self) -> int:
         return len(self.actors) - len(self._lost)
+
+    def fewest_healthy_workers(self) -> int:
+        fewest, self._fewest_healthy = self._fewest_healthy, self.healthy_workers
+        return fewest
 
     def next_rollout(self) -> Rollout:
         """The next rollout from any actor; lost actors are set aside and probed until back."""
@@ -185,6 +198,7 @@ class RaySampler:
             return
         self.worker_failures += 1
         self._lost[actor] = 0.0
+        self._fewest_healthy = min(self._fewest_healthy, self.healthy_workers)
         for ref in [ref for ref, owner in self._pending.items() if owner is actor]:
             del self._pending[ref]
         index = self.actors.index(actor) + 1

@@ -111,7 +111,7 @@ class ImpalaTrainer:
             "learn_throughput": learned / max(learn_seconds, 1e-9),
             "num_learner_updates": self.learner.version,
             "policy_lag": float(np.mean(lags)) if lags else math.nan,
-            "num_healthy_workers": self.sampler.healthy_workers,
+            "num_healthy_workers": self.sampler.fewest_healthy_workers(),
             "num_worker_failures": self.sampler.worker_failures,
             **stats,
         }
