@@ -30,11 +30,16 @@ def _metric(run, name):
 
 
 def _story(run) -> str:
-    """What the run recorded, for a failed assertion: health points, node events, log tail."""
-    tail = "\n".join(run.driver_log().splitlines()[-15:])
+    """What the run recorded, for a failed assertion: status, health points, node events and
+    the driver log's last lines (without the raylet's own, which Ray streams there too)."""
+    lines = [
+        line
+        for line in run.driver_log().splitlines()
+        if "(raylet)" not in line and "[state-dump]" not in line
+    ]
     return (
-        f"healthy={_metric(run, 'num_healthy_workers')} nodes={run.tags.get('rlfleet.nodes')}"
-        f"\n{tail}"
+        f"{run.status.value}: healthy={_metric(run, 'num_healthy_workers')} "
+        f"nodes={run.tags.get('rlfleet.nodes')}\n" + "\n".join(lines[-25:])
     )
 
 

@@ -38,6 +38,16 @@ PROBE_INTERVAL_S = 1.0
 """How often a lost actor is asked whether it is back."""
 
 
+def _lost_actor_errors() -> tuple[type[Exception], ...]:
+    import ray
+
+    # RaySystemError: Ray 2.60 sometimes cannot deserialise the error of an actor that died
+    # with its node (``assert ray_error_info.HasField("actor_died_error")`` in
+    # ``_deserialize_actor_died_error``) and raises this instead of ActorDiedError; seen here
+    # once in five raylet kills, and it ended the training.
+    return (ray.exceptions.RayActorError, ray.exceptions.RaySystemError)
+
+
 class Sampler(Protocol):
     """A source of rollouts that follows the learner's weights."""
 
@@ -176,7 +186,7 @@ class RaySampler:
             actor = self._pending.pop(ref)
             try:
                 rollout = ray.get(ref)
-            except ray.exceptions.RayActorError as error:
+            except _lost_actor_errors() as error:
                 self._lose(actor, error)
                 continue
             self._submit(actor)
@@ -226,7 +236,7 @@ class RaySampler:
         actor = self._probes.pop(ref)
         try:
             ray.get(ref)
-        except ray.exceptions.RayActorError:
+        except _lost_actor_errors():
             return  # still restarting; probed again later
         del self._lost[actor]
         logger.warning(
