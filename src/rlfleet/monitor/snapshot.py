@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,7 @@ class Snapshot:
     nodes_up: int
     nodes_total: int
     metrics: dict[str, float]
-    rewards: list[float]
+    rewards: list[float]  # episode_reward_mean points with a value (no NaN before episode 1)
     steps_per_s: float | None
     criteria: list[Criterion]
     children: list[dict[str, Any]] = field(default_factory=list)
@@ -72,7 +73,8 @@ class RunObserver:
             nodes_up=up,
             nodes_total=total,
             metrics=dict(data.data.metrics),
-            rewards=[p.value for p in histories.get(REWARD, [])],
+            # NaN until the first episode ends: not a reward yet
+            rewards=[p.value for p in histories.get(REWARD, []) if math.isfinite(p.value)],
             steps_per_s=_speed(histories),
             criteria=criteria(
                 self._stop, histories, elapsed_s=elapsed, max_duration_s=self._max_duration

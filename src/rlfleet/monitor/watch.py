@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING, TextIO
 
@@ -33,8 +32,7 @@ def render(snap: Snapshot, *, width: int = 100) -> list[str]:
         lines.append(f"children {roles}")
     if snap.rewards:
         spark = sparkline(snap.rewards, width=min(48, width - 40))
-        first = next((v for v in snap.rewards if math.isfinite(v)), math.nan)
-        lines.append(f"reward  {spark}  {first:.2f} -> {snap.rewards[-1]:.2f} ({REWARD})")
+        lines.append(f"reward  {spark}  {snap.rewards[0]:.2f} -> {snap.rewards[-1]:.2f} ({REWARD})")
     figures = []
     if snap.steps_per_s is not None:
         figures.append(f"{snap.steps_per_s:,.0f} steps/s")
