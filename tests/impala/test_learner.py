@@ -122,17 +122,23 @@ def test_every_pass_learns_from_the_targets_of_the_weights_the_update_started_fr
         "mask": torch.ones(steps, width, dtype=torch.bool),
         "behaviour_logits": torch.zeros(steps, width, 2),
     }
-    expected = learner._targets(batch)
+    expected = learner._targets(batch, batch["obs"])
     seen: list[dict[str, torch.Tensor]] = []
+    reports: list[bool] = []
     gradient_step = learner._gradient_step
 
-    def recording_gradient_step(minibatch: dict[str, torch.Tensor]) -> dict[str, float]:
+    def recording_gradient_step(
+        minibatch: dict[str, torch.Tensor], *, report: bool
+    ) -> dict[str, float]:
         seen.append(minibatch)
-        return gradient_step(minibatch)
+        reports.append(report)
+        return gradient_step(minibatch, report=report)
 
     learner._gradient_step = recording_gradient_step
-    learner.update(batch)
+    stats = learner.update(batch)
     assert len(seen) == 3 * (steps * width // 4)  # minibatches of 4 steps, three passes
+    assert reports == [False] * (len(seen) - 1) + [True]  # the last step's statistics
+    assert {"policy_loss", "vf_loss", "entropy", "grad_gnorm", "mean_rho"} <= stats.keys()
     assert all(len(minibatch["vs"]) == 4 for minibatch in seen)
     per_pass = len(seen) // 3
     for first in range(0, len(seen), per_pass):
@@ -143,4 +149,6 @@ def test_every_pass_learns_from_the_targets_of_the_weights_the_update_started_fr
             torch.testing.assert_close(got.sort().values, expected[name].flatten().sort().values)
     first_pass = torch.cat([minibatch["vs"] for minibatch in seen[:per_pass]])
     assert not torch.equal(first_pass, expected["vs"].flatten())  # shuffled, not in order
-    assert not torch.allclose(learner._targets(batch)["vs"], expected["vs"])  # weights moved
+    assert not torch.allclose(
+        learner._targets(batch, batch["obs"])["vs"], expected["vs"]
+    )  # weights moved

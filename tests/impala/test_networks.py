@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from rlfleet.impala.config import ConfigError, ModelConfig
-from rlfleet.impala.networks import build_network, resolve_network_name
+from rlfleet.impala.networks import (
+    build_network,
+    channels_last_frames,
+    frames_to_float,
+    inference_dtype,
+    resolve_network_name,
+)
 
 
 @pytest.mark.parametrize(
@@ -76,3 +82,34 @@ def test_every_pixel_reaches_the_outputs(obs_shape, network):
     (logits.sum() + values.sum()).backward()
     seen = frames.grad.abs().sum(dim=(0, 1)) > 0
     assert seen.all(), f"pixels never seen: rows {(~seen).any(1).nonzero().flatten().tolist()}"
+
+
+def test_frames_are_stored_channels_last_once_and_converted_exactly():
+    generator = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (3, 5, 4, 42, 42), dtype=torch.uint8, generator=generator)
+    stored = channels_last_frames(frames)
+    assert torch.equal(stored, frames)  # same values and shape
+    assert stored.movedim(-3, -1).is_contiguous()  # each pixel's 4 values together
+    assert channels_last_frames(stored) is stored  # not copied again
+    gathered = stored.flatten(0, 1)[torch.tensor([7, 2, 11])]  # a minibatch stays channels-last
+    for dtype in (torch.float32, torch.bfloat16):
+        converted = frames_to_float(gathered, dtype)
+        assert converted.dtype == dtype
+        assert converted.is_contiguous(memory_format=torch.channels_last)
+        expected = (frames.flatten(0, 1)[[7, 2, 11]].double() / 255).to(dtype)
+        torch.testing.assert_close(converted, expected, rtol=0, atol=1e-6)
+
+
+def test_a_bfloat16_copy_computes_what_the_float32_network_does_up_to_rounding():
+    network = build_network((4, 42, 42), 6, ModelConfig(dim=42, network="fast42"))
+    copy = build_network((4, 42, 42), 6, ModelConfig(dim=42, network="fast42"))
+    copy = copy.to(inference_dtype("bfloat16"))
+    copy.load_state_dict(network.state_dict())
+    frames = torch.randint(0, 256, (16, 4, 42, 42), dtype=torch.uint8)
+    logits, values = network(frames)
+    low_logits, low_values = copy(frames)
+    assert low_logits.dtype == low_values.dtype == torch.bfloat16
+    torch.testing.assert_close(low_values.float(), values, rtol=0.05, atol=0.02)
+    torch.testing.assert_close(low_logits.float(), logits, rtol=0.05, atol=0.002)
+    assert inference_dtype("float32") == torch.float32
+    assert inference_dtype("auto") in (torch.float32, torch.bfloat16)

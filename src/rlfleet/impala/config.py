@@ -69,6 +69,10 @@ class ImpalaConfig:
     """Native threads stepping each Atari vector env; 0 means one per reserved worker CPU."""
     learner_num_threads: int = 1
     """torch threads of the learner (and in-process sampling); 0 keeps torch's (one per core)."""
+    actor_dtype: str = "auto"
+    """float32, bfloat16, or auto: bfloat16 where the CPU has bfloat16 matrix units (see
+    ``networks.inference_dtype``). The dtype rollout actors run the policy in; the learner
+    always learns in float32."""
     env_config: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for the environment factory (e.g. repeat_action_probability)."""
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -133,6 +137,11 @@ class ImpalaConfig:
         if self.optimizer not in ("adam", "rmsprop"):
             raise ConfigError(
                 f"config key 'optimizer' must be adam or rmsprop, not {self.optimizer!r}"
+            )
+        if self.actor_dtype not in ("auto", "float32", "bfloat16"):
+            raise ConfigError(
+                f"config key 'actor_dtype' must be auto, float32 or bfloat16, "
+                f"not {self.actor_dtype!r}"
             )
         if not 0.0 <= self.gamma <= 1.0:
             raise ConfigError(f"config key 'gamma' must be in [0, 1], got {self.gamma}")

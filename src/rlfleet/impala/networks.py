@@ -22,6 +22,8 @@ class ActorCritic(nn.Module):
     """``forward(obs) -> (logits (N, A), values (N,))`` over a flat batch of observations.
 
     uint8 observations (Atari frames) are scaled to [0, 1]; float ones are used as they are.
+    Inputs are converted to the parameters' dtype (an actor's bfloat16 copy of the policy, see
+    :func:`inference_dtype`), and the outputs are in it.
     """
 
     def __init__(self, torso: nn.Module, torso_size: int, num_actions: int, image: bool) -> None:
@@ -35,12 +37,68 @@ class ActorCritic(nn.Module):
         nn.init.orthogonal_(self.value.weight, gain=1.0)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if obs.dtype == torch.uint8:
-            obs = obs.float().mul_(1.0 / 255.0)
+        dtype = self.policy.weight.dtype
         if self.image:
-            obs = obs.contiguous(memory_format=torch.channels_last)
+            obs = frames_to_float(obs, dtype=dtype)
+        elif obs.dtype == torch.uint8:
+            obs = obs.to(dtype).mul_(1.0 / 255.0)
+        else:
+            obs = obs.to(dtype)
         features = self.torso(obs)
         return self.policy(features), self.value(features).squeeze(-1)
+
+
+def frames_to_float(frames: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 frames ``(N, C, H, W)`` as ``dtype`` in [0, 1], stored channels-last; floating
+    ones converted to ``dtype`` and made channels-last.
+
+    uint8 frames already stored channels-last (:func:`channels_last_frames`) are converted in
+    one contiguous pass.
+    """
+    if frames.dtype != torch.uint8:
+        return frames.to(dtype).contiguous(memory_format=torch.channels_last)
+    pixels = channels_last_frames(frames).movedim(-3, -1)  # (N, H, W, C), contiguous
+    return pixels.to(dtype).mul_(1.0 / 255.0).movedim(-1, -3)
+
+
+def channels_last_frames(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 frames ``(..., C, H, W)``, same shape, stored channels-last (each pixel's C values
+    together, as the convolutions read them); frames already stored so are returned as they are.
+
+    The channel planes are interleaved with one copy per channel: about 2x faster on CPU than
+    one strided copy (``contiguous(memory_format=torch.channels_last)``).
+    """
+    if frames.movedim(-3, -1).is_contiguous():
+        return frames
+    return torch.stack(frames.unbind(-3), dim=-1).movedim(-1, -3)
+
+
+def inference_dtype(setting: str) -> torch.dtype:
+    """The dtype rollout actors run the policy in, for the config's ``actor_dtype``.
+
+    ``auto`` is bfloat16 on CPUs with bfloat16 matrix instructions (AMX or AVX512-BF16), where
+    oneDNN runs Pong's convolutions about 2.5x faster than in float32 (measured on a 2-core
+    Xeon with AMX: 0.49 ms instead of 1.16 ms for 64 frames), else float32; elsewhere bfloat16
+    is emulated and slower. The behaviour policy's logits are recorded as computed, so V-trace
+    and the PPO clip correct for the rounding as for any other difference between actor and
+    learner.
+    """
+    if setting == "auto":
+        return torch.bfloat16 if cpu_has_bfloat16_units() else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[setting]
+
+
+def cpu_has_bfloat16_units() -> bool:
+    """Whether this CPU has bfloat16 matrix instructions (Linux's /proc/cpuinfo flags)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 def vision42_torso(channels: int) -> tuple[nn.Module, int]:

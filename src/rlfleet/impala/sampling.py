@@ -20,7 +20,7 @@ from gymnasium.vector import AutoresetMode
 
 from rlfleet.impala.config import ImpalaConfig
 from rlfleet.impala.envs import autoreset_mode, make_vector_env
-from rlfleet.impala.networks import build_network
+from rlfleet.impala.networks import build_network, inference_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,8 @@ class RolloutWorker:
             obs_dtype=str(self.env.single_observation_space.dtype),
             num_actions=int(self.env.single_action_space.n),
         )
-        self.model = build_network(self.spec.obs_shape, self.spec.num_actions, cfg.model).eval()
+        self.model = build_network(self.spec.obs_shape, self.spec.num_actions, cfg.model)
+        self.model = self.model.to(inference_dtype(cfg.actor_dtype)).eval()
         self.policy_version = -1
         self._next_step_reset = autoreset_mode(self.env) == AutoresetMode.NEXT_STEP
         num_steps, num_envs = cfg.sample_batch_size, cfg.num_envs_per_worker
@@ -123,7 +124,7 @@ class RolloutWorker:
         lengths: list[int] = []
         for t in range(actions.shape[0]):
             with torch.inference_mode():
-                logits, _ = self.model(torch.from_numpy(obs[t]))
+                logits = self.model(torch.from_numpy(obs[t]))[0].float()
                 action = torch.multinomial(torch.softmax(logits, dim=-1), 1).squeeze(-1)
             actions[t] = action.numpy()
             logits_out[t] = logits.numpy()
