@@ -111,10 +111,23 @@ def vision42_torso(channels: int) -> tuple[nn.Module, int]:
         nn.Conv2d(16, 32, 4, stride=2),
         nn.ReLU(),
         nn.Conv2d(32, 256, 11),
-        nn.ReLU(),
+        ContiguousReLU(),
         nn.Flatten(),
     )
     return torso, 256
+
+
+class ContiguousReLU(nn.Module):
+    """ReLU whose output is stored contiguously (NCHW): the last convolution's, before Flatten.
+
+    Flatten makes channels-last maps contiguous and hands its gradient back contiguous; a ReLU
+    that saved a channels-last output then takes its backward pass with mismatched layouts, a
+    slow path in PyTorch (measured: 144 us instead of 7 for a 64x32x4x4 map). A Pong learner's
+    update takes ~4% less time with it (590 -> 567 ms for 2,048 steps, one thread).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x.contiguous())
 
 
 def fast42_torso(channels: int) -> tuple[nn.Module, int]:
@@ -128,7 +141,7 @@ def fast42_torso(channels: int) -> tuple[nn.Module, int]:
         nn.Conv2d(channels, 16, 8, stride=4, padding=1),
         nn.ReLU(),
         nn.Conv2d(16, 32, 4, stride=2),
-        nn.ReLU(),
+        ContiguousReLU(),
         nn.Flatten(),
         nn.Linear(32 * 4 * 4, 256),
         nn.ReLU(),
@@ -147,7 +160,7 @@ def fine42_torso(channels: int) -> tuple[nn.Module, int]:
         nn.Conv2d(channels, 16, 4, stride=2, padding=1),
         nn.ReLU(),
         nn.Conv2d(16, 32, 4, stride=2, padding=1),
-        nn.ReLU(),
+        ContiguousReLU(),
         nn.Flatten(),
         nn.Linear(32 * 10 * 10, 256),
         nn.ReLU(),
@@ -163,7 +176,7 @@ def nature_torso(channels: int) -> tuple[nn.Module, int]:
         nn.Conv2d(32, 64, 4, stride=2),
         nn.ReLU(),
         nn.Conv2d(64, 64, 3, stride=1),
-        nn.ReLU(),
+        ContiguousReLU(),
         nn.Flatten(),
         nn.Linear(64 * 7 * 7, 512),
         nn.ReLU(),
