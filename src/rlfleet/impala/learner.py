@@ -220,7 +220,7 @@ class Learner:
         cfg = self.config
         logits, values = self.model(minibatch["obs"])
         log_probs = F.log_softmax(logits, dim=-1)
-        target_log_probs = log_probs.gather(-1, minibatch["actions"].unsqueeze(-1)).squeeze(-1)
+        target_log_probs = vtrace.taken(log_probs, minibatch["actions"])
         advantages = minibatch["advantages"]
         if cfg.normalize_advantages:
             std, mean = torch.std_mean(advantages, correction=0)
@@ -243,16 +243,17 @@ class Learner:
         self.optimizer.step()
         if not report:
             return {}
-        with torch.no_grad():
-            clip_fraction = ((ratio - 1.0).abs() > cfg.clip_param).float().mean()
-            return {
-                "policy_loss": policy_loss.item(),
-                "vf_loss": vf_loss.item(),
-                "entropy": entropy.item(),
-                "grad_gnorm": grad_norm.item(),
-                "mean_rho": ratio.mean().item(),
-                "clip_fraction": clip_fraction.item() if cfg.clip_param > 0 else 0.0,
-            }
+        clip_fraction = 0.0
+        if cfg.clip_param > 0:
+            clip_fraction = ((ratio.detach() - 1.0).abs() > cfg.clip_param).float().mean().item()
+        return {
+            "policy_loss": policy_loss.item(),
+            "vf_loss": vf_loss.item(),
+            "entropy": entropy.item(),
+            "grad_gnorm": grad_norm.item(),
+            "mean_rho": ratio.mean().item(),
+            "clip_fraction": clip_fraction,
+        }
 
     def state_dict(self) -> dict[str, Any]:
         """Model, optimizer and update count (for checkpoints)."""

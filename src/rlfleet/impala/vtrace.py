@@ -32,7 +32,11 @@ class VTraceFromLogitsReturns(NamedTuple):
 
 def action_log_probs(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """log pi(a_t | x_t) for logits ``(T, B, A)`` and integer actions ``(T, B)``."""
-    log_probs = F.log_softmax(logits, dim=-1)
+    return taken(F.log_softmax(logits, dim=-1), actions)
+
+
+def taken(log_probs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """The entries of ``log_probs`` ``(..., A)`` at the integer ``actions`` ``(...)``."""
     return log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
 
 
