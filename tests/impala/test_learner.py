@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from rlfleet.impala.config import ImpalaConfig
-from rlfleet.impala.learner import BatchBuilder, Learner
+from rlfleet.impala.learner import BatchBuilder, Learner, take_rows
+from rlfleet.impala.networks import channels_last_frames
 from rlfleet.impala.sampling import EnvSpec, Rollout
 
 SPEC = EnvSpec(obs_shape=(3,), obs_dtype="float32", num_actions=2)
@@ -152,3 +153,15 @@ def test_every_pass_learns_from_the_targets_of_the_weights_the_update_started_fr
     assert not torch.allclose(
         learner._targets(batch, batch["obs"])["vs"], expected["vs"]
     )  # weights moved
+
+
+@pytest.mark.parametrize("shape", [(50,), (50, 3), (50, 4, 6, 6)])
+def test_take_rows_matches_indexing_and_keeps_the_layout(shape):
+    tensor = torch.randint(0, 255, shape, dtype=torch.uint8)
+    if len(shape) == 4:
+        tensor = channels_last_frames(tensor)
+    index = torch.tensor([7, 3, 3, 49, 0])
+    rows = take_rows(tensor, index)
+    assert torch.equal(rows, tensor[index])
+    if len(shape) == 4:
+        assert rows.is_contiguous(memory_format=torch.channels_last)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import sys
 from typing import Any
 
 import numpy as np
@@ -13,30 +11,11 @@ import torch.nn.functional as F
 
 from rlfleet.impala import vtrace
 from rlfleet.impala.config import ImpalaConfig
+from rlfleet.impala.cpu import flush_denormals, keep_freed_memory
 from rlfleet.impala.networks import build_network, channels_last_frames
 from rlfleet.impala.sampling import EnvSpec, Rollout, Weights
 
 logger = logging.getLogger(__name__)
-
-
-def keep_freed_memory() -> None:
-    """Ask glibc to keep freed memory instead of returning it to the OS at once.
-
-    Each update allocates and frees the same large tensors; by default glibc unmaps them and
-    every update page-faults them in again (measured on Pong: ~25 page faults and ~45 us of CPU
-    per agent step, a third of the learner's time). No-op where glibc is not the allocator.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)  # glibc's maximum
-        libc.mallopt(_M_TRIM_THRESHOLD, 2**30)
-    except (OSError, AttributeError):
-        logger.debug("mallopt unavailable; keeping the allocator's defaults")
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
 def learner_device(config: ImpalaConfig) -> torch.device:
@@ -96,6 +75,7 @@ class Learner:
         self.config = config
         self.device = device
         keep_freed_memory()
+        flush_denormals()
         torch.manual_seed(config.seed)
         self.model = build_network(spec.obs_shape, spec.num_actions, config.model).to(device)
         params = self.model.parameters()
@@ -135,7 +115,9 @@ class Learner:
         steps = {
             "obs": obs[:-1],  # the bootstrap observations only served the targets
             "actions": batch["actions"],
-            **targets,
+            "vs": targets["vs"],
+            "advantages": targets["advantages"],
+            "behaviour_log_probs": targets["behaviour_log_probs"],
         }
         valid = batch["mask"].flatten().nonzero().squeeze(-1)
         flat = {name: t.flatten(0, 1) for name, t in steps.items()}
@@ -149,7 +131,7 @@ class Learner:
                 chosen = order[start : start + size]
                 last = sgd_iter == self.config.num_sgd_iter - 1 and start + size >= count
                 stats = self._gradient_step(
-                    {name: t[chosen] for name, t in flat.items()}, report=last
+                    {name: take_rows(t, chosen) for name, t in flat.items()}, report=last
                 )
         self.version += 1
         self.steps_learned += count
@@ -270,6 +252,20 @@ class Learner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.version = int(state["version"])
         self.steps_learned = int(state.get("steps_learned", 0))
+
+
+def take_rows(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``tensor[index]`` (rows along the first dimension), in the memory layout it had.
+
+    Copied with ``index_select`` on a 2-D view of the rows: for a minibatch of 64 Pong frames
+    stored channels-last that takes 12 us, where advanced indexing takes 250 us and
+    ``index_select`` on the 4-D tensor 150 us (and returns it in the other layout).
+    """
+    if tensor.dim() == 4 and tensor.is_contiguous(memory_format=torch.channels_last):
+        pixels = tensor.movedim(1, -1)  # (N, H, W, C), contiguous
+        rows = pixels.flatten(1).index_select(0, index)
+        return rows.view(-1, *pixels.shape[1:]).movedim(-1, 1)
+    return tensor.index_select(0, index)
 
 
 def _explained_variance(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:

@@ -19,6 +19,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from rlfleet.impala.config import ImpalaConfig
+from rlfleet.impala.cpu import flush_denormals
 from rlfleet.impala.envs import autoreset_mode, make_vector_env
 from rlfleet.impala.networks import build_network, inference_dtype
 
@@ -65,6 +66,7 @@ class RolloutWorker:
         cfg = ImpalaConfig.from_dict(config)
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
+        flush_denormals()
         torch.manual_seed(cfg.seed + 1000 * worker_index)
         num_threads = cfg.env_num_threads or max(1, round(cfg.num_cpus_per_worker))
         if worker_index == 0:  # in the driver process: let the env use every core
