@@ -32,10 +32,9 @@ at 0.5), and it is the number of small gradient steps per sample that makes Pong
 steps: 3 passes in shuffled minibatches of 64 (96 Adam steps of 5e-4 per 2,048 agent steps).
 With minibatches of 320 and 2 passes (8 steps per 1,280), Pong stayed at -20 for 1.8M steps;
 with 2 passes of 64 it climbs at about half the speed of 3. Through the platform
-(head and worker nodes, tracking) at ~2,500 agent steps/s: -20 until 0.5M steps, 0 at 2.0M,
-18.07 at 2.54M steps, 16.9 minutes (2026-12-03); with benchmarks/impala_pong.py at ~2,890
-steps/s: 18.04 at 2.65M steps, 15.3 minutes. Runs differ: an earlier one stalled near -5 from
-2M to 2.7M steps."""
+(head and worker nodes, tracking) at ~2,900 agent steps/s: -20 until 0.4M steps, 0 at 2.0M,
+18.60 at 2.67M steps, 15.4 minutes (2026-12-03); an earlier run at ~2,500 steps/s: 18.07 at
+2.54M steps, 16.9 minutes. Runs differ: an earlier one stalled near -5 from 2M to 2.7M steps."""
 
 CARTPOLE: dict[str, Any] = {
     "num_envs_per_worker": 32,
