@@ -1,4 +1,4 @@
-"""Process-wide CPU settings that make PyTorch training faster without changing its results."""
+"""CPU settings that make PyTorch training faster without changing what it learns."""
 
 from __future__ import annotations
 
