@@ -31,10 +31,8 @@ emulators. The update is APPO-style (PPO's clip, normalised advantages, gradient
 at 0.5), and it is the number of small gradient steps per sample that makes Pong learn in few
 steps: 3 passes in shuffled minibatches of 64 (96 Adam steps of 5e-4 per 2,048 agent steps).
 With minibatches of 320 and 2 passes (8 steps per 1,280), Pong stayed at -20 for 1.8M steps;
-with 2 passes of 64 it climbs at about half the speed of 3. Through the platform
-(head and worker nodes, tracking) at ~2,900 agent steps/s: -20 until 0.4M steps, 0 at 2.0M,
-18.60 at 2.67M steps, 15.4 minutes (2026-12-03); an earlier run at ~2,500 steps/s: 18.07 at
-2.54M steps, 16.9 minutes. Runs differ: an earlier one stalled near -5 from 2M to 2.7M steps."""
+with 2 passes of 64 it climbs at about half the speed of 3. Recent runs reach 18 after
+2.5-2.7M agent steps (15-17 minutes through the platform); the measured runs are in the README."""
 
 CARTPOLE: dict[str, Any] = {
     "num_envs_per_worker": 32,
