@@ -102,7 +102,7 @@ def test_a_killed_driver_fails_the_run_and_resume_loses_no_point(warm_workspace)
         (["--env", "CartPole-v1", "--config", '{"num_workers": 2'], "--config is not valid JSON"),
         (["--env", "CartPole-v1", "--stop", '{"reward": 18}'], "reward"),
         (["--env", "NoSuchGame-v9"], "unknown environment 'NoSuchGame-v9'"),
-        (["--env", "CartPole-v1", "--run", "PPO"], "not built in"),
+        (["--env", "CartPole-v1", "--run", "DQN"], "not built in"),
         (["--resume", "0123456789abcdef0123456789abcdef"], "no run with id"),
         (["--env", "CartPole-v1", "--head", "nope"], "no compute target named 'nope'"),
     ],

@@ -11,6 +11,12 @@ The SDK mirrors the seed's workflow::
                                  compute_target="workers", node_count=2)))
     run.wait_for_completion(show_output=True)
 
+the built-in trainer on an environment of your own (``envs/corridor.py`` defines
+``CorridorEnv``)::
+
+    run = exp.train(env="corridor:CorridorEnv", source_directory="envs", run="PPO",
+                    stop={"episode_reward_mean": 0.8})
+
 and inside an entry script::
 
     from rlfleet import Run
@@ -24,6 +30,7 @@ from rlfleet.monitor.notebook import RunDetails
 from rlfleet.runs.run import Run
 from rlfleet.runs.spec import RunSpec, WorkerConfiguration
 from rlfleet.runs.status import RunStatus
+from rlfleet.train import load_training_spec, submit_training
 from rlfleet.workspace import Workspace
 
 ReinforcementLearningEstimator = RunSpec
@@ -43,4 +50,6 @@ __all__ = [
     "RunStatus",
     "WorkerConfiguration",
     "Workspace",
+    "load_training_spec",
+    "submit_training",
 ]

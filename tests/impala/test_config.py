@@ -4,7 +4,14 @@ import math
 
 import pytest
 
-from rlfleet.impala.config import ConfigError, ImpalaConfig, StopConfig, parse_json_object
+from rlfleet.impala.config import (
+    ConfigError,
+    ImpalaConfig,
+    PPOConfig,
+    StopConfig,
+    config_class,
+    parse_json_object,
+)
 
 SEED_CONFIG = (
     '{"num_gpus": 1, "num_workers": 13, "sample_batch_size": 50, "train_batch_size": 1000,'
@@ -95,12 +102,53 @@ def test_presets_are_valid_configs():
 
 
 def test_pong_without_config_on_a_small_cpu_machine_gets_the_preset():
-    from rlfleet.impala.presets import PONG_2CPU, default_config
+    from rlfleet.impala.presets import ATARI_2CPU, PONG_2CPU, default_config
 
     assert default_config("PongNoFrameskip-v4", cpus=2, gpus=0) == PONG_2CPU
     assert default_config("ALE/Pong-v5", cpus=4, gpus=0) == PONG_2CPU
     assert default_config("PongNoFrameskip-v4", cpus=2, gpus=1) == {}
     assert default_config("PongNoFrameskip-v4", cpus=16, gpus=0) == {}
-    assert default_config("ALE/Breakout-v5", cpus=2, gpus=0) == {}
+    assert default_config("ALE/Breakout-v5", cpus=2, gpus=0) == ATARI_2CPU  # tuned for speed
+    assert default_config("PongNoFrameskip-v4", run="PPO", cpus=2, gpus=0) == {}
     assert default_config("CartPole-v1", cpus=2, gpus=0) == {}
     assert default_config("NoSuchEnv-v0", cpus=2, gpus=0) == {}
+
+
+def test_ppo_presets_for_mujoco_and_cartpole():
+    from rlfleet.impala.presets import PPO_CARTPOLE, PPO_MUJOCO, default_config
+
+    for env_id in ("Hopper-v5", "Walker2d-v5", "HalfCheetah-v5"):
+        assert default_config(env_id, run="PPO", cpus=2, gpus=0) == PPO_MUJOCO
+        assert default_config(env_id, run="IMPALA", cpus=2, gpus=0) == {}
+    assert default_config("CartPole-v1", run="PPO", cpus=2, gpus=0) == PPO_CARTPOLE
+    assert default_config("Pendulum-v1", run="PPO", cpus=2, gpus=0) == {}
+    assert PPOConfig.from_dict(PPO_MUJOCO).normalize_observations
+    assert PPOConfig.from_dict(PPO_CARTPOLE).num_sgd_iter == 4
+
+
+@pytest.mark.parametrize("run", ["IMPALA", "APPO", "PPO"])
+def test_every_algorithms_config_documents_each_field_and_refuses_others(run):
+    import dataclasses
+    import inspect
+
+    cls = config_class(run)
+    source = "".join(inspect.getsource(c) for c in cls.__mro__ if c is not object)
+    for field in (f.name for f in dataclasses.fields(cls)):
+        assert f"{field}:" in source
+        declared = source.split(f"    {field}:", 1)[1].splitlines()
+        assert declared[1].strip().startswith('"""'), f"{field} has no help text"
+    with pytest.raises(ConfigError, match="unknown config key 'gae_lambdaa'"):
+        cls.from_dict({"gae_lambdaa": 0.9})
+
+
+def test_algorithms_differ_in_their_own_keys_and_defaults():
+    assert "gae_lambda" in PPOConfig().to_dict() and "gae_lambda" not in ImpalaConfig().to_dict()
+    with pytest.raises(ConfigError, match="unknown config key 'vtrace_lambda'"):
+        PPOConfig.from_dict({"vtrace_lambda": 1.0})
+    appo = config_class("APPO")()
+    assert appo.clip_param > 0 and appo.normalize_advantages and ImpalaConfig().clip_param == 0
+    assert PPOConfig(num_workers=3).rollouts_per_batch() == 3  # one rollout from each actor
+    with pytest.raises(ConfigError, match="not built in"):
+        config_class("DQN")
+    with pytest.raises(ConfigError, match="clip_param"):
+        PPOConfig.from_dict({"clip_param": 0})

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+import sys
+
 import gymnasium
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
+from toy_envs import write_toy_envs
 
 from rlfleet.impala import envs
-from rlfleet.impala.envs import UnknownEnvironmentError, autoreset_mode, make_vector_env
+from rlfleet.impala.envs import (
+    UnknownEnvironmentError,
+    UnsupportedEnvironmentError,
+    autoreset_mode,
+    check_env,
+    make_vector_env,
+)
 
 
 def test_unknown_env_is_a_clear_one_line_error():
@@ -98,3 +107,59 @@ def test_max2_downsampling_keeps_small_objects_at_full_contrast():
 def test_unknown_downsampling_is_refused():
     with pytest.raises(ValueError, match="downsample"):
         make_vector_env("PongNoFrameskip-v4", num_envs=1, options={"downsample": "bicubic"})
+
+
+@pytest.fixture
+def user_code(tmp_path, monkeypatch):
+    """The toy environments as a user's module, in a folder that is not on the import path
+    (``check_env`` puts it there while it checks); cleaned from ``sys.modules`` after."""
+    folder = write_toy_envs(tmp_path / "user")
+    yield folder
+    for name in [m for m in sys.modules if m.startswith("toyenvs")]:
+        del sys.modules[name]
+    for env_id in [i for i in gymnasium.registry if i.startswith("Target")]:
+        del gymnasium.registry[env_id]
+
+
+@pytest.mark.parametrize("env_id", ["toyenvs:Target", "toyenvs:make_target", "toyenvs:Target-v0"])
+def test_user_classes_factories_and_registered_ids_pass_the_check(user_code, env_id):
+    check_env(env_id, {"length": 3} if "-v0" not in env_id else {}, source_directory=user_code)
+    assert user_code not in sys.path  # only while checking
+
+
+@pytest.mark.parametrize(
+    ("env_id", "env_config", "error", "fragment"),
+    [
+        ("nosuchmodule:Env", {}, UnknownEnvironmentError, "no module named 'nosuchmodule'"),
+        ("toyenvs:Nothing", {}, UnknownEnvironmentError, "has no 'Nothing'"),
+        ("toyenvs:NotAnEnv", {}, UnsupportedEnvironmentError, "not a gymnasium.Env"),
+        ("toyenvs:TextActions", {}, UnsupportedEnvironmentError, "Text"),
+        ("toyenvs:Target", {"colour": 1}, UnsupportedEnvironmentError, "could not be built"),
+        ("Pendulum-v1", {"g": "heavy"}, UnsupportedEnvironmentError, "first reset or step"),
+    ],
+)
+def test_bad_user_environments_are_refused_in_one_line(
+    user_code, env_id, env_config, error, fragment
+):
+    with pytest.raises(error) as raised:
+        check_env(env_id, env_config, source_directory=user_code)
+    assert fragment in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_user_envs_are_vectorised_with_their_observations_made_arrays(user_code, monkeypatch):
+    monkeypatch.syspath_prepend(user_code)
+    env, obs = make_vector_env("toyenvs:Match", num_envs=3, seed=0)
+    try:
+        assert obs.shape == (3, 6) and obs.sum() == 6  # two one-hot parts each
+        assert autoreset_mode(env) == AutoresetMode.SAME_STEP
+        assert isinstance(env, gymnasium.vector.SyncVectorEnv)  # cheap steps: one process
+    finally:
+        env.close()
+    env, obs = make_vector_env(
+        "toyenvs:Target", num_envs=2, seed=0, num_threads=2, vectorization="async"
+    )
+    try:
+        assert isinstance(env, gymnasium.vector.AsyncVectorEnv) and obs.shape == (2, 1)
+        env.step(np.array([[0.5], [-0.5]], np.float32))
+    finally:
+        env.close()

@@ -4,23 +4,19 @@ import numpy as np
 import pytest
 import torch
 
-from rlfleet.impala.config import ImpalaConfig
+from rlfleet.impala.config import ImpalaConfig, config_class
 from rlfleet.impala.learner import BatchBuilder, Learner, take_rows
 from rlfleet.impala.networks import channels_last_frames
-from rlfleet.impala.sampling import EnvSpec, Rollout
+from rlfleet.impala.sampling import EnvSpec, Rollout, rollout_arrays
+from rlfleet.impala.spaces import ActionSpec
 
-SPEC = EnvSpec(obs_shape=(3,), obs_dtype="float32", num_actions=2)
+SPEC = EnvSpec(obs_shape=(3,), obs_dtype="float32", action=ActionSpec("discrete", (), n=2))
 
 
 def make_rollout(num_steps: int, num_envs: int, fill: float) -> Rollout:
-    arrays = {
-        "obs": np.full((num_steps + 1, num_envs, 3), fill, np.float32),
-        "actions": np.zeros((num_steps, num_envs), np.int64),
-        "rewards": np.full((num_steps, num_envs), fill, np.float32),
-        "dones": np.zeros((num_steps, num_envs), np.bool_),
-        "mask": np.ones((num_steps, num_envs), np.bool_),
-        "behaviour_logits": np.zeros((num_steps, num_envs, 2), np.float32),
-    }
+    arrays = rollout_arrays(SPEC, num_steps, num_envs)
+    arrays["obs"][:] = fill
+    arrays["rewards"][:] = fill
     return Rollout(arrays=arrays, num_steps=num_steps * num_envs, policy_version=0)
 
 
@@ -42,15 +38,18 @@ def one_step_batch(learner: Learner, rewards: list[float]) -> dict[str, torch.Te
     """Episodes of one step from the same observation, one per action in ``rewards``."""
     width = len(rewards)
     obs = torch.ones(2, width, 3)
+    actions = torch.arange(width).remainder(2).unsqueeze(0)
     with torch.no_grad():
         logits, _ = learner.model(obs[0])
     return {
         "obs": obs,
-        "actions": torch.arange(width).remainder(2).unsqueeze(0),
+        "actions": actions,
         "rewards": torch.tensor([rewards]),
         "dones": torch.ones(1, width, dtype=torch.bool),
         "mask": torch.ones(1, width, dtype=torch.bool),
-        "behaviour_logits": logits.unsqueeze(0),
+        "behaviour_log_probs": torch.log_softmax(logits, -1).gather(-1, actions.T).T,
+        "discounted_returns": torch.tensor([rewards]),
+        "bootstrap_values": torch.zeros(1, width),
     }
 
 
@@ -86,7 +85,7 @@ def test_appo_clipping_stops_pushing_a_ratio_beyond_the_clip():
     learner = Learner(config, SPEC, torch.device("cpu"))
     batch = one_step_batch(learner, [1.0, 1.0])
     batch["actions"][:] = 1
-    batch["behaviour_logits"][..., 1] -= 5.0  # pi/mu >> 1.2 for the rewarded action
+    batch["behaviour_log_probs"] -= 5.0  # pi/mu >> 1.2 for the rewarded action
     learner.update(batch)
     assert learner.model.value.weight.grad.abs().sum() > 0
     assert learner.model.policy.weight.grad.abs().sum() == 0
@@ -121,7 +120,9 @@ def test_every_pass_learns_from_the_targets_of_the_weights_the_update_started_fr
         "rewards": torch.randn(steps, width, generator=generator),
         "dones": torch.zeros(steps, width, dtype=torch.bool),
         "mask": torch.ones(steps, width, dtype=torch.bool),
-        "behaviour_logits": torch.zeros(steps, width, 2),
+        "behaviour_log_probs": torch.full((steps, width), -0.7),
+        "discounted_returns": torch.zeros(steps, width),
+        "bootstrap_values": torch.zeros(steps, width),
     }
     expected = learner._targets(batch, batch["obs"])
     seen: list[dict[str, torch.Tensor]] = []
@@ -140,18 +141,18 @@ def test_every_pass_learns_from_the_targets_of_the_weights_the_update_started_fr
     assert len(seen) == 3 * (steps * width // 4)  # minibatches of 4 steps, three passes
     assert reports == [False] * (len(seen) - 1) + [True]  # the last step's statistics
     assert {"policy_loss", "vf_loss", "entropy", "grad_gnorm", "mean_rho"} <= stats.keys()
-    assert all(len(minibatch["vs"]) == 4 for minibatch in seen)
+    assert all(len(minibatch["value_targets"]) == 4 for minibatch in seen)
     per_pass = len(seen) // 3
     for first in range(0, len(seen), per_pass):
         one_pass = seen[first : first + per_pass]
-        for name in ("vs", "advantages"):
+        for name in ("value_targets", "advantages"):
             got = torch.cat([minibatch[name] for minibatch in one_pass])
             # every step once per pass, with the targets computed before the first step
             torch.testing.assert_close(got.sort().values, expected[name].flatten().sort().values)
-    first_pass = torch.cat([minibatch["vs"] for minibatch in seen[:per_pass]])
-    assert not torch.equal(first_pass, expected["vs"].flatten())  # shuffled, not in order
+    first_pass = torch.cat([minibatch["value_targets"] for minibatch in seen[:per_pass]])
+    assert not torch.equal(first_pass, expected["value_targets"].flatten())  # shuffled
     assert not torch.allclose(
-        learner._targets(batch, batch["obs"])["vs"], expected["vs"]
+        learner._targets(batch, batch["obs"])["value_targets"], expected["value_targets"]
     )  # weights moved
 
 
@@ -165,3 +166,19 @@ def test_take_rows_matches_indexing_and_keeps_the_layout(shape):
     assert torch.equal(rows, tensor[index])
     if len(shape) == 4:
         assert rows.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_observation_statistics_change_after_the_update_that_learns_from_them():
+    """The actors computed the batch's log-probabilities with the statistics the update starts
+    from: the update must see the same (PPO's ratio starts at 1), the next batch the new ones."""
+    config = config_class("PPO")(normalize_observations=True, num_sgd_iter=1, minibatch_size=0)
+    learner = Learner(config, SPEC, torch.device("cpu"))
+    batch = one_step_batch(learner, [1.0, -1.0])
+    batch["obs"] = torch.tensor([[[5.0, 6.0, 7.0]] * 2, [[5.0, 6.0, 7.0]] * 2])
+    with torch.no_grad():
+        logits, _ = learner.model(batch["obs"][0])
+    actions = batch["actions"][0]
+    batch["behaviour_log_probs"] = torch.log_softmax(logits, -1).gather(-1, actions[:, None]).T
+    stats = learner.update(batch)
+    assert stats["mean_rho"] == pytest.approx(1.0, abs=1e-6)  # one step: ratio before moving
+    assert learner.model.obs_norm.mean.tolist() == pytest.approx([5.0, 6.0, 7.0], rel=1e-3)

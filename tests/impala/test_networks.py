@@ -25,7 +25,7 @@ from rlfleet.impala.networks import (
 )
 def test_output_shapes(obs_shape, model, expected_name):
     assert resolve_network_name(obs_shape, model) == expected_name
-    network = build_network(obs_shape, num_actions=6, model=model)
+    network = build_network(obs_shape, 6, model)
     dtype = torch.uint8 if len(obs_shape) == 3 else torch.float32
     obs = torch.zeros((5, *obs_shape), dtype=dtype)
     logits, values = network(obs)
@@ -76,7 +76,7 @@ def test_mlp_hidden_sizes_follow_the_config():
 def test_every_pixel_reaches_the_outputs(obs_shape, network):
     """A torso whose strides skip the frame's edges is blind there (Pong's paddles live there)."""
     model = ModelConfig(dim=obs_shape[-1], network=network)
-    net = build_network(obs_shape, num_actions=6, model=model)
+    net = build_network(obs_shape, 6, model)
     frames = torch.rand((1, *obs_shape), requires_grad=True)
     logits, values = net(frames)
     (logits.sum() + values.sum()).backward()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -48,6 +50,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     pl = commands.add_parser("play", help="play locally, every action from an endpoint")
     pl.add_argument("--endpoint", required=True, help="e.g. http://127.0.0.1:8000")
     pl.add_argument("--env", required=True)
+    code = pl.add_mutually_exclusive_group()
+    code.add_argument(
+        "--source-directory",
+        metavar="DIR",
+        help="folder with the environment's code (for an environment of your own)",
+    )
+    code.add_argument(
+        "--run",
+        metavar="RUN_ID",
+        help="take the environment's code from this run (the one the endpoint serves)",
+    )
     pl.add_argument("--episodes", type=int, default=3)
     pl.add_argument("--sample", action="store_true", help="ask for sampled actions")
     pl.add_argument("--seed", type=int, default=0)
@@ -65,6 +78,16 @@ def _token(path: str | None) -> str | None:
     return os.environ.get(TOKEN_ENV) or None
 
 
+def _use_run_environment_code(run: Run) -> None:
+    """Put the run's environment code (``rlfleet train --source-directory``) on the import path."""
+    from rlfleet.deploy.envcode import download_environment_code, use_environment_code
+
+    code = download_environment_code(run)
+    if code is not None:
+        atexit.register(shutil.rmtree, code.parent, ignore_errors=True)
+        use_environment_code(code)
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from rlfleet.deploy.evaluate import attach, evaluate
     from rlfleet.deploy.policy import Policy
@@ -72,6 +95,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise RlfleetError("--episodes must be at least 1.")
     run = Run.find(args.run, workspace=workspace(args))
+    _use_run_environment_code(run)  # the run's own environment, if it has one
     policy = Policy.from_run(run, which=args.checkpoint)
     result = evaluate(
         policy, episodes=args.episodes, greedy=not args.sample, seed=args.seed, video=args.video
@@ -107,9 +131,15 @@ def _export(args: argparse.Namespace) -> int:
     run = Run.find(args.run, workspace=workspace(args))
     policy = Policy.from_run(run, which=args.checkpoint)
     path = export(policy, args.output, args.format)
-    meta = policy.metadata
+    meta, action = policy.metadata, policy.action
+    if action.kind == "discrete":
+        actions = f"{action.n} actions"
+    elif action.kind == "multi_discrete":
+        actions = f"MultiDiscrete actions {list(action.nvec)}"
+    else:
+        actions = f"Box actions of shape {action.shape} (outputs the Gaussian's mean)"
     print(
-        f"wrote {path} ({args.format}): {meta.env_id}, observations {tuple(meta.obs_shape)} {meta.obs_dtype}, {meta.num_actions} actions"
+        f"wrote {path} ({args.format}): {meta.env_id}, observations {tuple(meta.obs_shape)} {meta.obs_dtype}, {actions}"
     )
     return 0
 
@@ -148,6 +178,12 @@ def _play(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise RlfleetError("--episodes must be at least 1.")
+    if args.source_directory:
+        from rlfleet.deploy.envcode import use_environment_code
+
+        use_environment_code(args.source_directory)
+    elif args.run:
+        _use_run_environment_code(Run.find(args.run, workspace=workspace(args)))
     client = EndpointClient(args.endpoint, token=_token(args.token_file))
     result = play(client, args.env, episodes=args.episodes, seed=args.seed, sample=args.sample)
     if args.json:

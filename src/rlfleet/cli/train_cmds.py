@@ -1,8 +1,9 @@
-"""``rlfleet train``: the built-in IMPALA trainer as a tracked run."""
+"""``rlfleet train``: the built-in trainer as a tracked run."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rlfleet.cli.common import add_json_flag, workspace
 from rlfleet.cli.output import print_json
@@ -12,15 +13,42 @@ from rlfleet.runs.status import RunStatus
 def register(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train",
-        help="train an agent with the built-in IMPALA trainer (the seed's arguments)",
-        description="Submit rlfleet's IMPALA trainer as a run: actors on the worker nodes, the "
+        help="train an agent with the built-in trainer (the seed's arguments)",
+        description="Submit rlfleet's trainer as a run: actors on the worker nodes, the "
         "learner on the head. Without --head/--worker, the workspace's 'head' and 'workers' "
-        "targets are used (created, local, if the workspace has none).",
+        "targets are used (created, local, if the workspace has none). Your own environment: "
+        "--source-directory DIR --env module:Class (or module:Id-v0, an id the module "
+        "registers); DIR is shipped to every node and saved with the run.",
     )
-    train.add_argument("--run", default="IMPALA", help="the algorithm: IMPALA")
-    train.add_argument("--env", help="e.g. PongNoFrameskip-v4, ALE/Breakout-v5, CartPole-v1")
-    train.add_argument("--config", help="trainer config, JSON: '{\"num_workers\": 2}'")
+    train.add_argument(
+        "--spec",
+        metavar="TRAIN.yaml",
+        help="the training as a YAML file (run spec field names; flags given too override it)",
+    )
+    train.add_argument("--run", help="the algorithm: IMPALA (default), APPO or PPO")
+    train.add_argument(
+        "--env",
+        help="e.g. PongNoFrameskip-v4, CartPole-v1, or from --source-directory: "
+        "my_pkg.envs:Warehouse-v0, my_pkg.envs:WarehouseEnv",
+    )
+    train.add_argument(
+        "--config",
+        help='trainer config, JSON: \'{"num_workers": 2, "env_config": {...}}\' (env_config: '
+        "your environment's keyword arguments)",
+    )
     train.add_argument("--stop", help="stop criteria, JSON: '{\"episode_reward_mean\": 18}'")
+    train.add_argument(
+        "--source-directory",
+        metavar="DIR",
+        help="folder with your environment's code, shipped to every node and saved with the run",
+    )
+    train.add_argument(
+        "--pip-package",
+        action="append",
+        metavar="PKG",
+        dest="pip_packages",
+        help="a package to install for the run on every node (repeatable)",
+    )
     train.add_argument("--experiment", help="experiment name (default: the workspace's)")
     train.add_argument("--head", help="compute target of the head node (the learner)")
     train.add_argument("--worker", help="compute target of the worker nodes (the actors)")
@@ -38,21 +66,36 @@ def register(commands: argparse._SubParsersAction) -> None:
     train.set_defaults(handler=_train)
 
 
+def training_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """submit_training's keyword arguments: the ``--spec`` file's, overridden by the flags given."""
+    from rlfleet.train import load_training_spec
+
+    given = load_training_spec(args.spec) if args.spec else {}
+    flags = {
+        "env": args.env,
+        "run": args.run,
+        "config": args.config,
+        "stop": args.stop,
+        "source_directory": args.source_directory,
+        "pip_packages": args.pip_packages,
+        "head": args.head,
+        "worker": args.worker,
+        "nodes": args.nodes,
+        "max_run_duration_seconds": args.max_run_duration,
+    }
+    given.update({name: value for name, value in flags.items() if value is not None})
+    given.setdefault("env", None)
+    return given
+
+
 def _train(args: argparse.Namespace) -> int:
     from rlfleet.train import submit_training
 
     run = submit_training(
         workspace(args),
-        env=args.env,
-        run=args.run,
-        config=args.config,
-        stop=args.stop,
+        **training_arguments(args),
         experiment=args.experiment,
-        head=args.head,
-        worker=args.worker,
-        nodes=args.nodes,
         resume=args.resume,
-        max_run_duration_seconds=args.max_run_duration,
     )
     if not args.json:
         print(f"submitted training run {run.id} to experiment {run.experiment_name!r}")

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from rlfleet.deploy.envs import make_env
-from rlfleet.deploy.policy import Policy
-from rlfleet.deploy.video import write_video
+from rlfleet.deploy.policy import Policy, env_action
+from rlfleet.deploy.video import VideoWriter
 
 MAX_STEPS = 50_000  # per episode; Pong's longest games are under 20,000 agent steps
 
@@ -50,37 +50,51 @@ def evaluate(
     seed: int = 0,
     video: str | Path | None = None,
 ) -> Evaluation:
-    """Play ``episodes`` episodes; the first one is filmed when ``video`` is given."""
+    """Play ``episodes`` episodes; the first one is filmed when ``video`` is given (``.mp4`` or
+    ``.gif``, rendered without a display, at the environment's frame rate)."""
     meta = policy.metadata
-    env = make_env(meta.env_id, meta.preprocessing, render=video is not None)
+    writer = VideoWriter(video) if video is not None else None  # checks the suffix first
+    env = make_env(meta.env_id, meta.preprocessing, env_config=meta.env_config, render=bool(video))
+    if writer is not None:
+        writer.fps = _fps(meta.preprocessing, env)
     rng = np.random.default_rng(seed)
-    scores, lengths, frames = [], [], []
+    scores, lengths = [], []
     try:
         for episode in range(episodes):
             obs, _ = env.reset(seed=seed + episode)
-            film = video is not None and episode == 0
+            film = writer if episode == 0 else None
             total, steps, done = 0.0, 0, False
             while not done and steps < MAX_STEPS:
-                if film:
-                    frames.append(env.render())
+                if film is not None:
+                    film.add(env.render())
                 actions, _, _ = policy.act(np.asarray(obs)[None], greedy=greedy, rng=rng)
-                obs, reward, terminated, truncated, _ = env.step(int(actions[0]))
+                obs, reward, terminated, truncated, _ = env.step(
+                    env_action(actions[0], policy.action)
+                )
                 total += float(reward)
                 steps += 1
                 done = terminated or truncated
+            if film is not None:
+                film.add(env.render())  # where the episode ended
             scores.append(total)
             lengths.append(steps)
+        path = str(writer.close()) if writer is not None else None
+    except BaseException:
+        if writer is not None:
+            writer.discard()
+        raise
     finally:
         env.close()
-    path = None
-    if video is not None:
-        fps = (
-            60 // meta.preprocessing.get("frame_skip", 1)
-            if meta.preprocessing.get("kind") == "atari"
-            else 30
-        )
-        path = str(write_video(frames, video, fps=fps))
     return Evaluation(meta.env_id, "greedy" if greedy else "sampled", scores, lengths, path)
+
+
+def _fps(prep: dict[str, Any], env: Any) -> float:
+    """Frames per second that play the video at the game's speed: Atari's 60 over its frame
+    skip, else the environment's ``render_fps`` (MuJoCo's is its control rate), else 30."""
+    if prep.get("kind") == "atari":
+        return 60 // prep.get("frame_skip", 1)
+    fps = env.metadata.get("render_fps") or 30
+    return float(fps)
 
 
 def attach(evaluation: Evaluation, run: Any) -> None:

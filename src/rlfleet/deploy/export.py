@@ -1,8 +1,17 @@
 """``rlfleet export``: a policy that runs without Ray or rlfleet (ONNX or TorchScript).
 
 Both formats take a batch of observations exactly as the environment gives them (uint8 frames
-for Atari) and return ``logits`` and ``value``. The metadata (environment id, preprocessing,
-observation shape, action meanings) travels inside the file: ONNX ``metadata_props`` key
+for Atari; the observation normalisation a run learned with is inside the graph) and return two
+outputs, in this order:
+
+- Discrete and MultiDiscrete actions: ``logits`` (for MultiDiscrete, one categorical's logits
+  per entry of ``nvec``, concatenated) and ``value``;
+- Box actions: ``mean``, the diagonal Gaussian policy's mean (unclipped: clip it to the
+  bounds, ``action_space.low``/``high`` in the metadata, to act; the metadata's ``log_std`` is
+  its state-independent log standard deviation, for sampling), and ``value``.
+
+The metadata (environment id, preprocessing, observation shape and dtype, the action space,
+what each output is, action meanings) travels inside the file: ONNX ``metadata_props`` key
 ``rlfleet_policy``, TorchScript extra file ``rlfleet_policy.json``.
 """
 
@@ -27,8 +36,8 @@ class _Exported(torch.nn.Module):
         self.model = model
 
     def forward(self, observation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, value = self.model(observation)
-        return logits, value
+        outputs, value = self.model(observation)
+        return outputs, value
 
 
 def example_batch(policy: Policy, batch: int = 2) -> torch.Tensor:
@@ -62,16 +71,17 @@ def _export_onnx(
 ) -> Path:
     import onnx
 
+    first = next(iter(policy.metadata.outputs))  # logits, or mean
     with torch.no_grad():
         torch.onnx.export(
             module,
             (example,),
             str(path),
             input_names=["observation"],
-            output_names=["logits", "value"],
+            output_names=[first, "value"],
             dynamic_axes={
                 "observation": {0: "batch"},
-                "logits": {0: "batch"},
+                first: {0: "batch"},
                 "value": {0: "batch"},
             },
             opset_version=OPSET,

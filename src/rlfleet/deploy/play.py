@@ -1,4 +1,9 @@
-"""``rlfleet play``: the game runs here, every action comes from the endpoint."""
+"""``rlfleet play``: the game runs here, every action comes from the endpoint.
+
+The environment is made as the endpoint's metadata says (its id, preprocessing and the run's
+``env_config``), and the endpoint's answers (an int, a list of ints, or a list of floats) are
+stepped as the action space takes them.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ import numpy as np
 import requests
 
 from rlfleet.deploy.envs import make_env
+from rlfleet.deploy.policy import PolicyMetadata, env_action
 from rlfleet.errors import RlfleetError
+from rlfleet.impala.spaces import ActionSpec
 
 
 class EndpointClient:
@@ -40,11 +47,13 @@ class EndpointClient:
     def metadata(self) -> dict[str, Any]:
         return self._call("GET", "/metadata")
 
-    def act(self, observation: np.ndarray, *, sample: bool = False) -> int:
+    def act(self, observation: np.ndarray, *, sample: bool = False) -> Any:
+        """The endpoint's action for one observation: an int (Discrete), a list of ints
+        (MultiDiscrete) or a list of floats (Box)."""
         answer = self._call(
             "POST", "/act", json={"observation": observation.tolist(), "sample": sample}
         )
-        return int(answer["action"])
+        return answer["action"]
 
 
 def play(
@@ -56,16 +65,17 @@ def play(
         raise RlfleetError(
             f"the endpoint serves a policy for {meta['env_id']}, not {env_id}; use --env {meta['env_id']}."
         )
-    env = make_env(env_id, meta["preprocessing"])
+    metadata = PolicyMetadata.from_dict(meta)
+    spec = metadata.action
+    env = make_env(env_id, metadata.preprocessing, env_config=metadata.env_config)
     scores, steps_total = [], 0
     try:
         for episode in range(episodes):
             obs, _ = env.reset(seed=seed + episode)
             total, done = 0.0, False
             while not done:
-                obs, reward, terminated, truncated, _ = env.step(
-                    client.act(np.asarray(obs), sample=sample)
-                )
+                action = _checked(client.act(np.asarray(obs), sample=sample), spec)
+                obs, reward, terminated, truncated, _ = env.step(action)
                 total += float(reward)
                 steps_total += 1
                 done = terminated or truncated
@@ -82,3 +92,15 @@ def play(
         "max": max(scores),
         "steps": steps_total,
     }
+
+
+def _checked(answer: Any, spec: ActionSpec) -> Any:
+    """The endpoint's ``answer`` as ``env.step`` takes it, or an error saying it is not an
+    action of ``spec``."""
+    try:
+        return env_action(answer, spec)
+    except (TypeError, ValueError):
+        raise RlfleetError(
+            f"the endpoint answered the action {str(answer)[:80]}, which is not an action of "
+            f"its {spec.kind} action space of shape {spec.shape}."
+        ) from None

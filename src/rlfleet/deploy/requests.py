@@ -1,5 +1,13 @@
-"""Checking what clients send to the policy endpoint: every bad request gets a 4xx and a clear
-message, never a 500. Pure functions over bytes, so they are tested (and fuzzed) directly."""
+"""Checking what clients send to the policy endpoint (every bad request gets a 4xx and a clear
+message, never a 500) and writing its answers. Pure functions over bytes and arrays, so they are
+tested (and fuzzed) directly.
+
+Answers by action space: ``{"action": 3}`` (Discrete), ``{"action": [1, 0, 2]}``
+(MultiDiscrete), ``{"action": [0.12, -0.5]}`` (Box: floats within the bounds, nested as the
+space's shape), or ``{"actions": [...]}`` of those for a batch. With ``"details": true`` they
+also hold ``value`` (``values``) and the policy's outputs: ``logits`` (Discrete, MultiDiscrete)
+or the Gaussian's ``mean`` (unclipped) and ``log_std`` (Box).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from rlfleet.deploy.policy import PolicyMetadata
+from rlfleet.impala.spaces import ActionSpec
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_BATCH = 256
@@ -33,9 +42,9 @@ class ActRequest:
     single: bool
     """The client sent one ``observation`` (answer with ``action``), not ``observations``."""
     details: bool
-    """Also return logits and values."""
+    """Also return the policy's outputs (logits, or mean and log_std) and values."""
     sample: bool
-    """Sample actions from the policy instead of taking the most likely one."""
+    """Sample actions from the policy instead of taking the most likely one (the mean)."""
 
 
 def parse_act(
@@ -115,7 +124,10 @@ def _numbers(value: Any, name: str, meta: PolicyMetadata, *, batch: bool) -> np.
 
 def _as_obs_dtype(array: np.ndarray, name: str, meta: PolicyMetadata) -> np.ndarray:
     dtype = np.dtype(meta.obs_dtype)
-    if dtype.kind in "iu":
+    if dtype.kind == "b":
+        if not np.isin(array, (0, 1)).all():
+            raise BadRequest(422, f'"{name}" must hold 0 or 1 only ({dtype}).')
+    elif dtype.kind in "iu":
         info = np.iinfo(dtype)
         if (array != np.round(array)).any() or array.min() < info.min or array.max() > info.max:
             raise BadRequest(
@@ -124,3 +136,30 @@ def _as_obs_dtype(array: np.ndarray, name: str, meta: PolicyMetadata) -> np.ndar
     elif np.abs(array).max() > math.sqrt(np.finfo(dtype).max):
         raise BadRequest(422, f'"{name}" holds values too large for {dtype}.')
     return array.astype(dtype)
+
+
+def act_answer(
+    request: ActRequest,
+    action: ActionSpec,
+    actions: np.ndarray,
+    outputs: np.ndarray,
+    values: np.ndarray,
+    log_std: list[float] | None = None,
+) -> dict[str, Any]:
+    """The JSON answer to ``request``, from the policy's ``actions``, ``outputs`` (logits, or the
+    Gaussian's mean) and ``values`` for its observations; ``log_std`` for Box details."""
+    box = action.kind == "box"
+    listed = actions.astype(np.float64 if box else np.int64).tolist()
+    if request.single:
+        answer: dict[str, Any] = {"action": listed[0]}
+        if request.details:
+            answer["mean" if box else "logits"] = outputs[0].tolist()
+            answer["value"] = float(values[0])
+    else:
+        answer = {"actions": listed}
+        if request.details:
+            answer["mean" if box else "logits"] = outputs.tolist()
+            answer["values"] = values.tolist()
+    if request.details and box:
+        answer["log_std"] = list(log_std or [])
+    return answer

@@ -1,6 +1,8 @@
 """The policy endpoint on Ray Serve: ``POST /act``, ``GET /healthz``, ``GET /metadata``.
 
-Requests from all clients are batched into one forward pass (``serve.batch``). Bad requests get
+Requests from all clients are batched into one forward pass (``serve.batch``); actions are of
+the policy's action space (an int, a list of ints, or a list of floats within the bounds: see
+:mod:`rlfleet.deploy.requests` for the answers). Bad requests get
 a 4xx with a one-line message (see :mod:`rlfleet.deploy.requests`); an optional bearer token
 protects every route but ``/healthz``. The OpenAPI description is at ``/openapi.json``.
 """
@@ -16,7 +18,7 @@ from fastapi.responses import JSONResponse
 from ray import serve
 
 from rlfleet.deploy.policy import Policy
-from rlfleet.deploy.requests import MAX_BATCH, MAX_BODY_BYTES, BadRequest, parse_act
+from rlfleet.deploy.requests import MAX_BATCH, MAX_BODY_BYTES, BadRequest, act_answer, parse_act
 
 BATCH_WAIT_S = 0.002
 REQUESTS_PER_BATCH = 32
@@ -32,8 +34,15 @@ ACT_BODY = {
                 "properties": {
                     "observation": {"type": "array", "description": "one observation"},
                     "observations": {"type": "array", "description": "a batch of observations"},
-                    "details": {"type": "boolean", "description": "also return logits and values"},
-                    "sample": {"type": "boolean", "description": "sample instead of argmax"},
+                    "details": {
+                        "type": "boolean",
+                        "description": "also return the values and the logits (discrete "
+                        "actions) or the Gaussian's mean and log_std (continuous actions)",
+                    },
+                    "sample": {
+                        "type": "boolean",
+                        "description": "sample instead of the most likely action (the mean)",
+                    },
                 },
                 "additionalProperties": False,
             }
@@ -96,38 +105,23 @@ class PolicyEndpoint:
             parsed = parse_act(await request.body(), self.policy.metadata, max_batch=self.max_batch)
         except BadRequest as bad:
             return error(bad.status, bad.message)
-        actions, logits, values = await self.infer((parsed.observations, parsed.sample))
-        if parsed.single:
-            answer: dict[str, Any] = {"action": int(actions[0])}
-            if parsed.details:
-                answer.update(logits=logits[0].tolist(), value=float(values[0]))
-        else:
-            answer = {"actions": actions.tolist()}
-            if parsed.details:
-                answer.update(logits=logits.tolist(), values=values.tolist())
-        return answer
+        actions, outputs, values = await self.infer((parsed.observations, parsed.sample))
+        meta = self.policy.metadata
+        return act_answer(parsed, self.policy.action, actions, outputs, values, meta.log_std)
 
     @serve.batch(max_batch_size=REQUESTS_PER_BATCH, batch_wait_timeout_s=BATCH_WAIT_S)
     async def infer(self, requests: list[tuple[np.ndarray, bool]]) -> list[tuple[np.ndarray, ...]]:
-        """One forward pass for every request that arrived together."""
+        """One forward pass for every request that arrived together; each request's actions are
+        then the most likely ones or samples, as it asked."""
         sizes = [obs.shape[0] for obs, _ in requests]
-        batch = np.concatenate([obs for obs, _ in requests])
-        greedy, logits, values = self.policy.act(batch, greedy=True)
+        outputs, values = self.policy.forward(np.concatenate([obs for obs, _ in requests]))
         answers, start = [], 0
         for (_obs, sample), size in zip(requests, sizes, strict=True):
             chunk = slice(start, start + size)
-            actions = greedy[chunk]
-            if sample:
-                actions = _sample(logits[chunk], self.rng)
-            answers.append((actions, logits[chunk], values[chunk]))
+            actions = self.policy.choose(outputs[chunk], greedy=not sample, rng=self.rng)
+            answers.append((actions, outputs[chunk], values[chunk]))
             start += size
         return answers
-
-
-def _sample(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    probs = shifted / shifted.sum(axis=-1, keepdims=True)
-    return np.array([rng.choice(len(p), p=p) for p in probs])
 
 
 def application(

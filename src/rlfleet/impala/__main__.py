@@ -1,4 +1,5 @@
-"""Entry point: ``python -m rlfleet.impala --run IMPALA --env ENV --config JSON --stop JSON``.
+"""Entry point: ``python -m rlfleet.impala --run IMPALA|APPO|PPO --env ENV --config JSON
+--stop JSON``.
 
 This is what the platform submits as a Ray job (the driver runs on the head node; ``ray.init()``
 joins the cluster through RAY_ADDRESS). Outside a cluster it starts a local Ray instance, or runs
@@ -20,12 +21,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from rlfleet.impala.config import (
+    ALGORITHMS,
     ConfigError,
-    ImpalaConfig,
     StopConfig,
+    config_class,
     parse_json_object,
 )
-from rlfleet.impala.envs import UnknownEnvironmentError, resolve_factory
+from rlfleet.impala.envs import UnknownEnvironmentError, UnsupportedEnvironmentError, check_env
 from rlfleet.impala.loop import train
 from rlfleet.impala.presets import default_config
 from rlfleet.impala.sinks import (
@@ -93,13 +95,18 @@ def platform_sinks(checkpoint_dir: Path) -> tuple[MetricSink, ArtifactSink]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m rlfleet.impala",
-        description="Train an IMPALA agent (RLlib-compatible arguments).",
+        description="Train an agent with IMPALA, APPO or PPO (RLlib-compatible arguments).",
     )
-    parser.add_argument("--run", required=True, help="algorithm; only IMPALA is built in")
+    parser.add_argument("--run", required=True, help=f"algorithm: {', '.join(ALGORITHMS)}")
     parser.add_argument(
-        "--env", required=True, help="e.g. PongNoFrameskip-v4, ALE/Pong-v5, CartPole-v1"
+        "--env",
+        required=True,
+        help="e.g. PongNoFrameskip-v4, CartPole-v1, Hopper-v5, or your own: module:Class, "
+        "module:Id-v0 (the module importable from the working directory)",
     )
-    parser.add_argument("--config", default="{}", help="JSON object of ImpalaConfig fields")
+    parser.add_argument(
+        "--config", default="{}", help="JSON object of the algorithm's config fields"
+    )
     parser.add_argument("--stop", default="{}", help="JSON object of StopConfig fields")
     parser.add_argument("--restore", default=None, help="checkpoint file to continue from")
     parser.add_argument("--checkpoint-dir", default="checkpoints", help="where checkpoints go")
@@ -112,15 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        if args.run != "IMPALA":
-            raise ConfigError(f"--run {args.run!r} is not built in; use --run IMPALA")
         given = parse_json_object(args.config, what="config")
-        config = ImpalaConfig.from_dict(given or machine_default_config(args.env))
+        config = config_class(args.run).from_dict(
+            given or machine_default_config(args.env, args.run)
+        )
         stop = StopConfig.from_dict(parse_json_object(args.stop, what="stop"))
-        resolve_factory(args.env)
+        check_env(args.env, config.env_config, source_directory=Path.cwd())
         if args.restore and not Path(args.restore).is_file():
             raise ConfigError(f"--restore {args.restore!r} is not a file")
-    except (ConfigError, UnknownEnvironmentError) as error:
+    except (ConfigError, UnknownEnvironmentError, UnsupportedEnvironmentError) as error:
         print(f"python -m rlfleet.impala: error: {error}", file=sys.stderr)
         return 2
 
@@ -145,12 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def machine_default_config(env_id: str) -> dict[str, object]:
+def machine_default_config(env_id: str, run: str = "IMPALA") -> dict[str, object]:
     """The preset this machine gives ``env_id`` when the run gives no ``--config``."""
     import torch
 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    preset = default_config(env_id, cpus=os.cpu_count() or 1, gpus=gpus)
+    preset = default_config(env_id, run=run, cpus=os.cpu_count() or 1, gpus=gpus)
     if preset:
         logger.info("no --config given: %s on this machine runs %s", env_id, preset)
     return preset

@@ -1,10 +1,12 @@
 """Samplers: where rollouts come from, in the driver process or from Ray actors.
 
 Both samplers offer the same three calls: ``set_weights`` (after each learner update),
-``next_rollout`` and ``close``. :class:`RaySampler` keeps ``num_data_loader_buffers`` sample
-requests in flight per actor, so actors keep stepping while the learner learns; weights travel
-through the object store once per update (``ray.put``), and rollouts come back as numpy arrays
-(zero-copy reads from the object store).
+``next_rollout`` and ``close``. For IMPALA and APPO, :class:`RaySampler` keeps
+``num_data_loader_buffers`` sample requests in flight per actor, so actors keep stepping while
+the learner learns; weights travel through the object store once per update (``ray.put``), and
+rollouts come back as numpy arrays (zero-copy reads from the object store). For PPO it is
+synchronous: each ``set_weights`` asks for exactly one train batch of rollouts, all with those
+weights, spread over the actors, and the actors wait while the learner learns.
 
 Lost actors: rollout actors are restartable (``max_restarts=-1``). When one dies with its node,
 its requests fail; training goes on with the other actors while Ray restarts the lost one on a
@@ -20,7 +22,7 @@ import logging
 import time
 from typing import Any, Protocol
 
-from rlfleet.impala.config import ImpalaConfig
+from rlfleet.impala.config import PPOConfig, TrainerConfig
 from rlfleet.impala.sampling import EnvSpec, Rollout, RolloutWorker, Weights
 
 logger = logging.getLogger(__name__)
@@ -69,8 +71,10 @@ class Sampler(Protocol):
 class LocalSampler:
     """Samples in the calling process (``num_workers`` 0): no Ray, for debugging and small hosts."""
 
-    def __init__(self, env_id: str, config: ImpalaConfig) -> None:
-        self.worker = RolloutWorker(env_id, config.to_dict(), worker_index=0, torch_threads=None)
+    def __init__(self, env_id: str, config: TrainerConfig) -> None:
+        self.worker = RolloutWorker(
+            env_id, config.algorithm, config.to_dict(), worker_index=0, torch_threads=None
+        )
         self.spec = self.worker.spec
         self.healthy_workers = 1
         self.worker_failures = 0
@@ -91,7 +95,7 @@ class LocalSampler:
 class RaySampler:
     """``num_workers`` RolloutWorker actors, on worker-labelled nodes when the cluster has any."""
 
-    def __init__(self, env_id: str, config: ImpalaConfig) -> None:
+    def __init__(self, env_id: str, config: TrainerConfig) -> None:
         import ray
 
         options: dict[str, Any] = {"num_cpus": config.num_cpus_per_worker}
@@ -117,10 +121,13 @@ class RaySampler:
         )
         config_dict = config.to_dict()
         self.actors = [
-            remote_worker.remote(env_id, config_dict, worker_index=i + 1)
+            remote_worker.remote(env_id, config.algorithm, config_dict, worker_index=i + 1)
             for i in range(config.num_workers)
         ]
-        self._requests_per_actor = max(1, config.num_data_loader_buffers)
+        self.synchronous = isinstance(config, PPOConfig)
+        self._rollouts_per_batch = config.rollouts_per_batch()
+        self._to_submit = 0  # synchronous: requests still to make with the current weights
+        self._requests_per_actor = 1 if self.synchronous else max(1, config.num_data_loader_buffers)
         self._weights_ref: Any = None
         self._version = -1
         self._pending: dict[Any, Any] = {}  # sample request -> actor
@@ -145,7 +152,10 @@ class RaySampler:
 
         self._weights_ref = ray.put(weights)
         self._version = version
-        if not self._pending:
+        if self.synchronous:
+            self._to_submit = self._rollouts_per_batch
+            self._fill()
+        elif not self._pending:
             for actor in self.actors:
                 for _ in range(self._requests_per_actor):
                     self._submit(actor)
@@ -187,9 +197,14 @@ class RaySampler:
             try:
                 rollout = ray.get(ref)
             except _lost_actor_errors() as error:
+                if self.synchronous:  # asked again of another actor, with the same weights
+                    self._to_submit += 1
                 self._lose(actor, error)
                 continue
-            self._submit(actor)
+            if self.synchronous:
+                self._fill()
+            else:
+                self._submit(actor)
             return rollout
 
     def close(self) -> None:
@@ -203,6 +218,16 @@ class RaySampler:
     def _submit(self, actor: Any) -> None:
         self._pending[actor.sample.remote(self._weights_ref, self._version)] = actor
 
+    def _fill(self) -> None:
+        """Synchronous: give each idle healthy actor one of the requests still to make."""
+        busy = set(self._pending.values())
+        for actor in self.actors:
+            if self._to_submit == 0:
+                return
+            if actor not in busy and actor not in self._lost:
+                self._submit(actor)
+                self._to_submit -= 1
+
     def _lose(self, actor: Any, error: Exception) -> None:
         if actor in self._lost:
             return
@@ -211,6 +236,10 @@ class RaySampler:
         self._fewest_healthy = min(self._fewest_healthy, self.healthy_workers)
         for ref in [ref for ref, owner in self._pending.items() if owner is actor]:
             del self._pending[ref]
+            if self.synchronous:  # asked again of another actor, with the same weights
+                self._to_submit += 1
+        if self.synchronous:
+            self._fill()
         index = self.actors.index(actor) + 1
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         logger.warning(
@@ -245,6 +274,9 @@ class RaySampler:
             self.healthy_workers,
             len(self.actors),
         )
+        if self.synchronous:
+            self._fill()
+            return
         for _ in range(self._requests_per_actor):
             self._submit(actor)
 
@@ -269,7 +301,7 @@ def cluster_has_worker_nodes() -> bool:
     return worker_node_cpus() is not None
 
 
-def make_sampler(env_id: str, config: ImpalaConfig) -> Sampler:
+def make_sampler(env_id: str, config: TrainerConfig) -> Sampler:
     """LocalSampler when ``num_workers`` is 0, else RaySampler (Ray must be initialised)."""
     if config.num_workers == 0:
         return LocalSampler(env_id, config)

@@ -44,6 +44,11 @@ class Checkpoint:
     counters: Counters
     config: dict[str, Any]
     env_id: str
+    algorithm: str = "IMPALA"
+    """The config's algorithm (``--run``)."""
+    env_spec: dict[str, Any] | None = None
+    """Observation shape and dtype and the action space (``EnvSpec.to_dict``), so that the
+    policy is rebuilt without its environment; None in checkpoints from before it was kept."""
 
 
 def save_checkpoint(directory: str | Path, checkpoint: Checkpoint) -> Path:
@@ -57,6 +62,8 @@ def save_checkpoint(directory: str | Path, checkpoint: Checkpoint) -> Path:
         "counters": asdict(checkpoint.counters),
         "config": checkpoint.config,
         "env_id": checkpoint.env_id,
+        "algorithm": checkpoint.algorithm,
+        "env_spec": checkpoint.env_spec,
     }
     partial = path.with_suffix(".pt.partial")
     torch.save(payload, partial)
@@ -69,10 +76,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Read a file written by :func:`save_checkpoint` (with ``weights_only=True``)."""
     payload = torch.load(path, map_location=map_location, weights_only=True)
     if payload.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path} is not an rlfleet IMPALA checkpoint (format {FORMAT_VERSION})")
+        raise ValueError(f"{path} is not an rlfleet trainer checkpoint (format {FORMAT_VERSION})")
     return Checkpoint(
         learner=payload["learner"],
         counters=Counters(**payload["counters"]),
         config=payload["config"],
         env_id=payload["env_id"],
+        algorithm=payload.get("algorithm", "IMPALA"),
+        env_spec=payload.get("env_spec"),
     )

@@ -1,4 +1,5 @@
-"""Typed IMPALA configuration, parsed strictly from the seed's JSON arguments.
+"""Typed trainer configurations (IMPALA, APPO, PPO), parsed strictly from the seed's JSON
+arguments.
 
 The seed passes ``--config '{"num_workers": 13, "sample_batch_size": 50, ...}'`` and
 ``--stop '{"episode_reward_mean": 18, "time_total_s": 3600}'``. Every key maps to a field
@@ -9,6 +10,11 @@ Keys a run does not give take the defaults below, with one exception: a run that
 on a small CPU-only machine (no GPU, at most 4 cores) starts from the tested preset
 ``presets.PONG_2CPU`` instead, which learns Pong on 2 cores. Any ``--config`` a run gives, the
 seed's included, is used as given on top of the defaults below, never on top of a preset.
+
+:class:`TrainerConfig` holds what every algorithm shares (actors, environments, network,
+optimizer); each algorithm's config adds its own fields and defaults: :class:`ImpalaConfig`
+(V-trace), :class:`APPOConfig` (IMPALA with PPO's clipped surrogate), :class:`PPOConfig`
+(synchronous, GAE). :func:`config_class` maps ``--run`` to the class.
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 _T = TypeVar("_T")
+_C = TypeVar("_C", bound="TrainerConfig")
 
 
 class ConfigError(ValueError):
@@ -40,11 +47,16 @@ class ModelConfig:
     mlp."""
     fcnet_hiddens: list[int] = field(default_factory=lambda: [64, 64])
     """Hidden layer sizes of the MLP used for vector observations."""
+    vf_share_layers: bool = False
+    """MLP: the value function shares the policy's hidden layers (else it has its own MLP of
+    the same sizes, as RLlib's and CleanRL's defaults). Image networks always share."""
 
 
 @dataclass
-class ImpalaConfig:
-    """Everything that shapes an IMPALA run; seed (RLlib) names where the seed has one."""
+class TrainerConfig:
+    """What every algorithm's run has; seed (RLlib) names where the seed has one."""
+
+    algorithm: ClassVar[str] = ""
 
     num_workers: int = 2
     """Rollout actors (Ray processes); 0 samples in the driver process, without Ray."""
@@ -74,7 +86,17 @@ class ImpalaConfig:
     ``networks.inference_dtype``). The dtype rollout actors run the policy in; the learner
     always learns in float32."""
     env_config: dict[str, Any] = field(default_factory=dict)
-    """Extra keyword arguments for the environment factory (e.g. repeat_action_probability)."""
+    """Keyword arguments of the environment: of your own environment's class or function, of
+    gymnasium.make, or of AtariVectorEnv (e.g. repeat_action_probability)."""
+    env_vectorization: str = "auto"
+    """How each actor steps its (non-Atari) environments: sync (in the actor's process), async
+    (a subprocess each), or auto (async when one step takes 1 ms or more)."""
+    normalize_observations: bool = False
+    """Normalise vector observations by a running mean and variance (part of the network: it
+    travels with the weights and into exported policies); not for images."""
+    normalize_rewards: bool = False
+    """Scale rewards for learning by the running standard deviation of the discounted return
+    (episode scores stay the environment's)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     """Network settings (RLlib's ``model`` dict)."""
     lr: float = 6e-4
@@ -98,16 +120,10 @@ class ImpalaConfig:
     """Global gradient-norm clip; 0 disables."""
     reward_clip: float = 1.0
     """Rewards are clipped to [-reward_clip, reward_clip] for learning; 0 disables."""
-    vtrace_clip_rho_threshold: float = 1.0
-    """V-trace rho-bar (clip of importance weights in the value targets)."""
-    vtrace_clip_pg_rho_threshold: float = 1.0
-    """V-trace clip of importance weights in the policy-gradient advantages."""
-    vtrace_lambda: float = 1.0
-    """V-trace lambda (c_t = lambda * min(1, rho_t)); below 1 lowers the targets' variance."""
     normalize_advantages: bool = False
-    """Scale policy-gradient advantages to zero mean, unit variance per minibatch (as APPO)."""
+    """Scale policy-gradient advantages to zero mean, unit variance per minibatch."""
     clip_param: float = 0.0
-    """APPO: PPO's clipped surrogate on pi/mu with this epsilon (safe num_sgd_iter > 1); 0: off."""
+    """PPO's clipped surrogate on pi/mu with this epsilon (safe num_sgd_iter > 1); 0: off."""
     min_time_s_per_iteration: float = 10.0
     """A training iteration (one metrics report) lasts at least this many seconds."""
     checkpoint_freq_s: float = 300.0
@@ -119,8 +135,13 @@ class ImpalaConfig:
         """Plain dict of primitives (what checkpoints store)."""
         return dataclasses.asdict(self)
 
+    def rollouts_per_batch(self) -> int:
+        """Rollouts (of ``num_envs_per_worker`` x ``sample_batch_size`` steps) per update."""
+        steps_per_rollout = self.sample_batch_size * self.num_envs_per_worker
+        return max(1, -(-self.train_batch_size // steps_per_rollout))
+
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ImpalaConfig:
+    def from_dict(cls: type[_C], data: Mapping[str, Any]) -> _C:
         """Build from a (partial) dict; unknown keys and wrong types raise ConfigError."""
         config = _build(cls, data, prefix="config")
         config.validate()
@@ -128,7 +149,9 @@ class ImpalaConfig:
 
     def validate(self) -> None:
         """Check value ranges; raises ConfigError naming the first bad field."""
-        positive = ("sample_batch_size", "train_batch_size", "num_sgd_iter", "num_envs_per_worker")
+        positive = ("sample_batch_size", "num_sgd_iter", "num_envs_per_worker")
+        if not isinstance(self, PPOConfig):
+            positive += ("train_batch_size",)
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"config key '{name}' must be >= 1, got {getattr(self, name)}")
@@ -145,6 +168,117 @@ class ImpalaConfig:
             )
         if not 0.0 <= self.gamma <= 1.0:
             raise ConfigError(f"config key 'gamma' must be in [0, 1], got {self.gamma}")
+        if self.env_vectorization not in ("auto", "sync", "async"):
+            raise ConfigError(
+                f"config key 'env_vectorization' must be auto, sync or async, "
+                f"not {self.env_vectorization!r}"
+            )
+
+
+@dataclass
+class ImpalaConfig(TrainerConfig):
+    """IMPALA (Espeholt et al. 2018): asynchronous actors, V-trace off-policy correction."""
+
+    algorithm: ClassVar[str] = "IMPALA"
+
+    vtrace_clip_rho_threshold: float = 1.0
+    """V-trace rho-bar (clip of importance weights in the value targets)."""
+    vtrace_clip_pg_rho_threshold: float = 1.0
+    """V-trace clip of importance weights in the policy-gradient advantages."""
+    vtrace_lambda: float = 1.0
+    """V-trace lambda (c_t = lambda * min(1, rho_t)); below 1 lowers the targets' variance."""
+
+
+@dataclass
+class APPOConfig(ImpalaConfig):
+    """APPO: IMPALA's actors and V-trace targets, PPO's clipped surrogate and normalised
+    advantages (RLlib's APPO), so each batch can be learned from several times."""
+
+    algorithm: ClassVar[str] = "APPO"
+
+    num_sgd_iter: int = 2
+    """Passes (epochs) over each train batch."""
+    minibatch_size: int = 256
+    """Agent steps per gradient step, drawn at random from the train batch; 0 takes the whole
+    train batch at once."""
+    normalize_advantages: bool = True
+    """Scale policy-gradient advantages to zero mean, unit variance per minibatch."""
+    clip_param: float = 0.4
+    """PPO's clipped surrogate on pi/mu with this epsilon; 0: off (plain IMPALA)."""
+    vtrace_lambda: float = 0.95
+    """V-trace lambda (c_t = lambda * min(1, rho_t)); below 1 lowers the targets' variance."""
+
+
+@dataclass
+class PPOConfig(TrainerConfig):
+    """PPO (Schulman et al. 2017), synchronous: every actor samples with the same weights, the
+    learner takes GAE(lambda) advantages and several epochs of clipped-surrogate minibatches,
+    then the actors sample again (as CleanRL's ppo.py and ppo_continuous_action.py)."""
+
+    algorithm: ClassVar[str] = "PPO"
+
+    num_envs_per_worker: int = 8
+    """Environments stepped together (one batched forward pass) by each actor."""
+    sample_batch_size: int = 128
+    """Rollout length T: agent steps per environment in one rollout."""
+    train_batch_size: int = 0
+    """Agent steps per update (whole rollouts); 0: one rollout from each actor."""
+    num_sgd_iter: int = 4
+    """Passes (epochs) over each train batch."""
+    minibatch_size: int = 256
+    """Agent steps per gradient step, drawn at random from the train batch; 0 takes the whole
+    train batch at once."""
+    lr: float = 2.5e-4
+    """Learning rate."""
+    grad_clip: float = 0.5
+    """Global gradient-norm clip; 0 disables."""
+    reward_clip: float = 0.0
+    """Rewards are clipped to [-reward_clip, reward_clip] for learning; 0 disables."""
+    normalize_advantages: bool = True
+    """Scale advantages to zero mean, unit variance per minibatch."""
+    clip_param: float = 0.2
+    """Epsilon of PPO's clipped surrogate objective."""
+    gae_lambda: float = 0.95
+    """GAE's lambda: 0 is one-step TD, 1 the Monte-Carlo return (bootstrapped at the end)."""
+    vf_clip_param: float = 0.0
+    """Clip the value function's change per update to this (PPO2's value clipping); 0: off."""
+    min_time_s_per_iteration: float = 1.0
+    """A training iteration (one metrics report) lasts at least this many seconds."""
+
+    def rollouts_per_batch(self) -> int:
+        if self.train_batch_size == 0:
+            return max(1, self.num_workers)
+        return super().rollouts_per_batch()
+
+    def validate(self) -> None:
+        super().validate()
+        if self.clip_param <= 0:
+            raise ConfigError(f"config key 'clip_param' must be > 0 for PPO, got {self.clip_param}")
+        if self.train_batch_size < 0:
+            raise ConfigError(
+                f"config key 'train_batch_size' must be >= 0, got {self.train_batch_size}"
+            )
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise ConfigError(f"config key 'gae_lambda' must be in [0, 1], got {self.gae_lambda}")
+
+
+ALGORITHMS: dict[str, type[TrainerConfig]] = {
+    cls.algorithm: cls for cls in (ImpalaConfig, APPOConfig, PPOConfig)
+}
+
+
+def config_class(run: str) -> type[TrainerConfig]:
+    """The config class of algorithm ``run`` (``--run``): IMPALA, APPO or PPO.
+
+    Raises:
+        ConfigError: ``run`` is not built in.
+    """
+    if run not in ALGORITHMS:
+        raise ConfigError(
+            f"--run {run!r} is not built in; use one of {', '.join(ALGORITHMS)} (or run your "
+            "own script with `rlfleet submit`)"
+        )
+    return ALGORITHMS[run]
 
 
 @dataclass

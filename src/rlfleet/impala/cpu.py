@@ -41,3 +41,9 @@ def flush_denormals() -> bool:
     intra-op threads other than the caller keep theirs); returns whether the CPU supports it.
     """
     return torch.set_flush_denormal(True)
+
+
+def denormals_flushed() -> bool:
+    """Whether this thread's CPU arithmetic treats subnormal floats as zero (probed)."""
+    tiny = torch.tensor(1e-30, dtype=torch.float32)
+    return bool((tiny * 1e-10).item() == 0.0)

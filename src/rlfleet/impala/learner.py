@@ -1,24 +1,30 @@
-"""The IMPALA learner: V-trace actor-critic updates on time-major train batches."""
+"""The learner: actor-critic updates on time-major train batches, for every algorithm.
+
+One skeleton for IMPALA, APPO and PPO: the algorithm's targets (:mod:`rlfleet.impala.targets`:
+V-trace or GAE) are computed once per batch, then the shared losses
+(:mod:`rlfleet.impala.losses`) are minimised over shuffled minibatches for ``num_sgd_iter``
+passes.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-from rlfleet.impala import vtrace
-from rlfleet.impala.config import ImpalaConfig
+from rlfleet.impala.config import TrainerConfig
 from rlfleet.impala.cpu import flush_denormals, keep_freed_memory
+from rlfleet.impala.losses import policy_loss, value_loss
 from rlfleet.impala.networks import build_network, channels_last_frames
-from rlfleet.impala.sampling import EnvSpec, Rollout, Weights
+from rlfleet.impala.normalization import RunningMeanStd
+from rlfleet.impala.sampling import EnvSpec, Rollout, Weights, rollout_arrays
+from rlfleet.impala.targets import targets_function
 
 logger = logging.getLogger(__name__)
 
 
-def learner_device(config: ImpalaConfig) -> torch.device:
+def learner_device(config: TrainerConfig) -> torch.device:
     """CUDA when the run asks for a GPU and one is visible, else CPU."""
     if config.num_gpus >= 1 and torch.cuda.is_available():
         return torch.device("cuda")
@@ -33,19 +39,11 @@ converts 2,112 frames to 58 MB of floats, slower than chunks that stay in the CP
 class BatchBuilder:
     """Preallocated train batch ``(T(+1), rollouts * B, ...)`` that rollouts are copied into."""
 
-    def __init__(self, config: ImpalaConfig, spec: EnvSpec) -> None:
-        steps_per_rollout = config.sample_batch_size * config.num_envs_per_worker
-        self.rollouts_per_batch = max(1, -(-config.train_batch_size // steps_per_rollout))
+    def __init__(self, config: TrainerConfig, spec: EnvSpec) -> None:
+        self.rollouts_per_batch = config.rollouts_per_batch()
         self.envs_per_rollout = config.num_envs_per_worker
-        num_steps, width = config.sample_batch_size, self.rollouts_per_batch * self.envs_per_rollout
-        self.arrays = {
-            "obs": np.zeros((num_steps + 1, width, *spec.obs_shape), spec.obs_dtype),
-            "actions": np.zeros((num_steps, width), np.int64),
-            "rewards": np.zeros((num_steps, width), np.float32),
-            "dones": np.zeros((num_steps, width), np.bool_),
-            "mask": np.zeros((num_steps, width), np.bool_),
-            "behaviour_logits": np.zeros((num_steps, width, spec.num_actions), np.float32),
-        }
+        width = self.rollouts_per_batch * self.envs_per_rollout
+        self.arrays = rollout_arrays(spec, config.sample_batch_size, width)
         self.tensors = {name: torch.from_numpy(array) for name, array in self.arrays.items()}
         self.filled = 0
 
@@ -71,13 +69,22 @@ class BatchBuilder:
 class Learner:
     """Owns the network and optimizer; ``update`` takes one train batch."""
 
-    def __init__(self, config: ImpalaConfig, spec: EnvSpec, device: torch.device) -> None:
+    def __init__(self, config: TrainerConfig, spec: EnvSpec, device: torch.device) -> None:
         self.config = config
         self.device = device
+        self.targets_function = targets_function(config)
         keep_freed_memory()
         flush_denormals()
         torch.manual_seed(config.seed)
-        self.model = build_network(spec.obs_shape, spec.num_actions, config.model).to(device)
+        self.model = build_network(
+            spec.obs_shape,
+            spec.action,
+            config.model,
+            obs_dtype=spec.obs_dtype,
+            normalize_observations=config.normalize_observations,
+        ).to(device)
+        self.return_norm = RunningMeanStd(()).to(device)
+        """Running variance of the discounted return (reward normalisation)."""
         params = self.model.parameters()
         if config.optimizer == "adam":
             # The fused kernel updates every parameter in one pass (CPU and CUDA): with the
@@ -101,25 +108,25 @@ class Learner:
         """``num_sgd_iter`` passes over ``batch`` in shuffled minibatches of
         ``minibatch_size`` steps; returns the last gradient step's statistics.
 
-        The V-trace value targets and advantages are computed once, over the whole time-major
-        batch, with the weights the update starts from, and held fixed through every pass (as
-        PPO computes GAE once per batch). Recomputing them per minibatch lets the value
-        function, fitted to these very steps in the previous passes, explain the returns away:
-        the advantages left are noise, which advantage normalisation then scales up to full
-        size. With the targets fixed, each step stands alone, so minibatches are drawn from all
-        steps at random (as PPO does), not as whole env trajectories.
+        The value targets and advantages are computed once, over the whole time-major batch,
+        with the weights the update starts from, and held fixed through every pass (as PPO
+        computes GAE once per batch). Recomputing them per minibatch lets the value function,
+        fitted to these very steps in the previous passes, explain the returns away: the
+        advantages left are noise, which advantage normalisation then scales up to full size.
+        With the targets fixed, each step stands alone, so minibatches are drawn from all steps
+        at random (as PPO does), not as whole env trajectories.
         """
         self._set_learning_rate()
+        mask = batch["mask"]
         obs = self._network_input(batch["obs"])
         targets = self._targets(batch, obs)
         steps = {
             "obs": obs[:-1],  # the bootstrap observations only served the targets
             "actions": batch["actions"],
-            "vs": targets["vs"],
-            "advantages": targets["advantages"],
-            "behaviour_log_probs": targets["behaviour_log_probs"],
+            "behaviour_log_probs": batch["behaviour_log_probs"],
+            **targets,
         }
-        valid = batch["mask"].flatten().nonzero().squeeze(-1)
+        valid = mask.flatten().nonzero().squeeze(-1)
         flat = {name: t.flatten(0, 1) for name, t in steps.items()}
         count = len(valid)
         size = self.config.minibatch_size if self.config.minibatch_size > 0 else max(count, 1)
@@ -133,11 +140,15 @@ class Learner:
                 stats = self._gradient_step(
                     {name: take_rows(t, chosen) for name, t in flat.items()}, report=last
                 )
+        if self.model.obs_norm is not None:
+            # After the update, not before: the batch's log-probabilities were computed by the
+            # actors with the statistics the update starts from, and PPO's ratio must start at 1.
+            self.model.obs_norm.update(batch["obs"][:-1][mask])
         self.version += 1
         self.steps_learned += count
         stats["cur_lr"] = self.optimizer.param_groups[0]["lr"]
         stats["vf_explained_var"] = _explained_variance(
-            targets["old_values"], targets["vs"], batch["mask"]
+            targets["old_values"], targets["value_targets"], mask
         )
         return stats
 
@@ -148,41 +159,47 @@ class Learner:
         moves 4x the bytes (measured: 0.44 ms a minibatch of 64, a tenth of a gradient step)."""
         return channels_last_frames(obs) if self.model.image else obs
 
+    def _rewards(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The rewards learned from: scaled by the discounted return's running standard
+        deviation (``normalize_rewards``), then clipped (``reward_clip``)."""
+        rewards = batch["rewards"]
+        if self.config.normalize_rewards:
+            self.return_norm.update(batch["discounted_returns"][batch["mask"]])
+            rewards = self.return_norm.scale(rewards)
+        if self.config.reward_clip > 0:
+            rewards = rewards.clamp(-self.config.reward_clip, self.config.reward_clip)
+        return rewards
+
     @torch.no_grad()
     def _targets(
         self, batch: dict[str, torch.Tensor], obs: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """V-trace value targets ``vs`` and policy-gradient ``advantages`` ``(T, B)`` under the
-        current weights, the values ``(T, B)`` they were computed with and the behaviour
-        policy's log-probabilities of the actions taken, from ``obs`` (what
-        :meth:`_network_input` made of the batch's observations)."""
+        """The algorithm's ``value_targets`` and ``advantages`` ``(T, B)`` under the current
+        weights, and the values ``old_values`` ``(T, B)`` they were computed with, from ``obs``
+        (what :meth:`_network_input` made of the batch's observations)."""
         cfg = self.config
         steps_plus_one, width = obs.shape[:2]
         chunks = [self.model(chunk) for chunk in obs.flatten(0, 1).split(TARGETS_CHUNK)]
-        logits = torch.cat([chunk_logits for chunk_logits, _ in chunks])
+        outputs = torch.cat([chunk_outputs for chunk_outputs, _ in chunks])
         values = torch.cat([chunk_values for _, chunk_values in chunks])
-        logits = logits.view(steps_plus_one, width, -1)
+        outputs = outputs.view(steps_plus_one, width, -1)[:-1]
         values = values.view(steps_plus_one, width)
-        rewards = batch["rewards"]
-        if cfg.reward_clip > 0:
-            rewards = rewards.clamp(-cfg.reward_clip, cfg.reward_clip)
+        target_log_probs = self.model.distribution(outputs).log_prob(batch["actions"])
         discounts = cfg.gamma * (~batch["dones"] & batch["mask"]).float()
-        returns = vtrace.from_logits(
-            behaviour_policy_logits=batch["behaviour_logits"],
-            target_policy_logits=logits[:-1],
-            actions=batch["actions"],
-            discounts=discounts,
+        # an episode cut by a time limit goes on with the value of where it was cut
+        rewards = self._rewards(batch) + cfg.gamma * batch["bootstrap_values"]
+        targets = self.targets_function(
+            cfg,
+            target_log_probs=target_log_probs,
+            behaviour_log_probs=batch["behaviour_log_probs"],
             rewards=rewards,
+            discounts=discounts,
             values=values[:-1],
             bootstrap_value=values[-1],
-            clip_rho_threshold=cfg.vtrace_clip_rho_threshold,
-            clip_pg_rho_threshold=cfg.vtrace_clip_pg_rho_threshold,
-            lambda_=cfg.vtrace_lambda,
         )
         return {
-            "vs": returns.vs,
-            "advantages": returns.pg_advantages,
-            "behaviour_log_probs": returns.behaviour_action_log_probs,
+            "value_targets": targets.value_targets,
+            "advantages": targets.advantages,
             "old_values": values[:-1],
         }
 
@@ -200,23 +217,23 @@ class Learner:
         statistics when ``report`` (reading them costs a tenth of a step, so only the update's
         last step reports)."""
         cfg = self.config
-        logits, values = self.model(minibatch["obs"])
-        log_probs = F.log_softmax(logits, dim=-1)
-        target_log_probs = vtrace.taken(log_probs, minibatch["actions"])
-        advantages = minibatch["advantages"]
-        if cfg.normalize_advantages:
-            std, mean = torch.std_mean(advantages, correction=0)
-            advantages = (advantages - mean) / (std + 1e-8)
-        ratio = torch.exp(target_log_probs - minibatch["behaviour_log_probs"])
-        if cfg.clip_param > 0:  # APPO: PPO's clipped surrogate around the behaviour policy
-            clipped = ratio.clamp(1.0 - cfg.clip_param, 1.0 + cfg.clip_param)
-            surrogate = torch.min(ratio * advantages, clipped * advantages)
-        else:
-            surrogate = target_log_probs * advantages
-        policy_loss = -surrogate.mean()
-        vf_loss = 0.5 * (minibatch["vs"] - values).pow(2).mean()
-        entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
-        loss = policy_loss + cfg.vf_loss_coeff * vf_loss - cfg.entropy_coeff * entropy
+        outputs, values = self.model(minibatch["obs"])
+        distribution = self.model.distribution(outputs)
+        policy = policy_loss(
+            distribution.log_prob(minibatch["actions"]),
+            minibatch["behaviour_log_probs"],
+            minibatch["advantages"],
+            clip_param=cfg.clip_param,
+            normalize_advantages=cfg.normalize_advantages,
+        )
+        vf_loss = value_loss(
+            values,
+            minibatch["value_targets"],
+            minibatch["old_values"],
+            vf_clip_param=getattr(cfg, "vf_clip_param", 0.0),
+        )
+        entropy = distribution.entropy().mean()
+        loss = policy.loss + cfg.vf_loss_coeff * vf_loss - cfg.entropy_coeff * entropy
 
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -227,15 +244,18 @@ class Learner:
             return {}
         clip_fraction = 0.0
         if cfg.clip_param > 0:
-            clip_fraction = ((ratio.detach() - 1.0).abs() > cfg.clip_param).float().mean().item()
-        return {
-            "policy_loss": policy_loss.item(),
+            clip_fraction = ((policy.ratio - 1.0).abs() > cfg.clip_param).float().mean().item()
+        stats = {
+            "policy_loss": policy.loss.item(),
             "vf_loss": vf_loss.item(),
             "entropy": entropy.item(),
             "grad_gnorm": grad_norm.item(),
-            "mean_rho": ratio.mean().item(),
+            "mean_rho": policy.ratio.mean().item(),
             "clip_fraction": clip_fraction,
         }
+        if self.model.action.kind == "box":
+            stats["action_std_mean"] = self.model.log_std.exp().mean().item()
+        return stats
 
     def state_dict(self) -> dict[str, Any]:
         """Model, optimizer and update count (for checkpoints)."""
@@ -244,6 +264,7 @@ class Learner:
             "optimizer": self.optimizer.state_dict(),
             "version": self.version,
             "steps_learned": self.steps_learned,
+            "return_norm": self.return_norm.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -252,6 +273,8 @@ class Learner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.version = int(state["version"])
         self.steps_learned = int(state.get("steps_learned", 0))
+        if "return_norm" in state:
+            self.return_norm.load_state_dict(state["return_norm"])
 
 
 def take_rows(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
-"""The IMPALA training loop: sample -> learn -> broadcast weights -> report, until a stop.
+"""The training loop of every algorithm: sample -> learn -> broadcast weights -> report, until
+a stop.
 
-``ImpalaTrainer.train_iteration`` is one training iteration (one metrics report, at least
+``Trainer.train_iteration`` is one training iteration (one metrics report, at least
 ``min_time_s_per_iteration`` seconds); :func:`train` runs iterations until a stop criterion,
 checkpointing every ``checkpoint_freq_s`` seconds and at the end. With each checkpoint go the
 learning curve's ``learning_curve.png`` and ``learning_curve.csv`` (artifacts of the run).
@@ -19,7 +20,8 @@ import torch
 
 from rlfleet.impala.actors import make_sampler
 from rlfleet.impala.checkpoint import Checkpoint, Counters, load_checkpoint, save_checkpoint
-from rlfleet.impala.config import ImpalaConfig, StopConfig
+from rlfleet.impala.config import StopConfig, TrainerConfig
+from rlfleet.impala.cpu import denormals_flushed
 from rlfleet.impala.learner import BatchBuilder, Learner, learner_device
 from rlfleet.impala.plots import LearningCurve
 from rlfleet.impala.sinks import ArtifactSink, MetricSink
@@ -27,12 +29,13 @@ from rlfleet.impala.sinks import ArtifactSink, MetricSink
 logger = logging.getLogger(__name__)
 
 
-class ImpalaTrainer:
+class Trainer:
     """A learner fed by a sampler (Ray actors, or in-process when ``num_workers`` is 0)."""
 
-    def __init__(self, env_id: str, config: ImpalaConfig, *, restore_from: str | None = None):
+    def __init__(self, env_id: str, config: TrainerConfig, *, restore_from: str | None = None):
         self.env_id = env_id
         self.config = config
+        self._denormals_were_flushed = denormals_flushed()  # the caller's, restored by close()
         if config.learner_num_threads:
             torch.set_num_threads(config.learner_num_threads)
         restored = load_checkpoint(restore_from) if restore_from else None
@@ -136,17 +139,25 @@ class ImpalaTrainer:
             counters=self.counters,
             config=self.config.to_dict(),
             env_id=self.env_id,
+            algorithm=self.config.algorithm,
+            env_spec=self.sampler.spec.to_dict(),
         )
         return save_checkpoint(directory, checkpoint)
 
     def close(self) -> None:
-        """Stop the sampler (and its actors)."""
+        """Stop the sampler (and its actors); the calling thread's float settings are
+        restored (the learner flushes subnormals to zero, see :func:`cpu.flush_denormals`)."""
         self.sampler.close()
+        torch.set_flush_denormal(self._denormals_were_flushed)
+
+
+ImpalaTrainer = Trainer
+"""The name this class had when IMPALA was the only algorithm."""
 
 
 def train(
     env_id: str,
-    config: ImpalaConfig,
+    config: TrainerConfig,
     stop: StopConfig,
     *,
     metric_sink: MetricSink | None = None,
@@ -158,7 +169,7 @@ def train(
 
     Ray must already be initialised when ``config.num_workers`` > 0.
     """
-    trainer = ImpalaTrainer(env_id, config, restore_from=restore_from)
+    trainer = Trainer(env_id, config, restore_from=restore_from)
     result: dict[str, float] = {}
     last_checkpoint = time.perf_counter()
     try:
@@ -183,13 +194,13 @@ def train(
 
 
 def _checkpoint(
-    trainer: ImpalaTrainer, directory: str | Path, sink: ArtifactSink | None, stop: StopConfig
+    trainer: Trainer, directory: str | Path, sink: ArtifactSink | None, stop: StopConfig
 ) -> None:
     path = trainer.save(directory)
     curve_files = trainer.curve.write(
         Path(directory),
         threshold=stop.episode_reward_mean,
-        title=f"rlfleet IMPALA on {trainer.env_id}",
+        title=f"rlfleet {trainer.config.algorithm} on {trainer.env_id}",
     )
     if sink is not None:
         sink.log_artifact(str(path), "checkpoints")

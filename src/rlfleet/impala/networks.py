@@ -1,8 +1,13 @@
-"""Actor-critic networks: a shared torso, a policy head (logits) and a value head.
+"""Actor-critic networks: a shared torso, a policy head and a value head.
 
-Image torsos take uint8 ``(N, C, H, W)`` frames and convert them to float inside ``forward``,
-so rollouts stay uint8 until they reach the learner. Convolutions run channels-last, which is
-what oneDNN is fastest at on CPU.
+The policy head's outputs parametrise the action distribution (:meth:`ActorCritic.distribution`):
+logits of a categorical (Discrete), concatenated logits of one categorical per entry
+(MultiDiscrete), or the mean of a diagonal Gaussian whose log standard deviations are learned
+parameters independent of the state (Box). Image torsos take uint8 ``(N, C, H, W)`` frames and
+convert them to float inside ``forward``, so rollouts stay uint8 until they reach the learner.
+Convolutions run channels-last, which is what oneDNN is fastest at on CPU. Vector observations
+may be normalised by running statistics held in the network (``obs_norm``), so that actors,
+the learner and exported policies all see them the same way.
 """
 
 from __future__ import annotations
@@ -14,27 +19,47 @@ import torch
 from torch import nn
 
 from rlfleet.impala.config import ConfigError, ModelConfig
+from rlfleet.impala.distributions import Categorical, DiagGaussian, MultiCategorical
+from rlfleet.impala.normalization import RunningMeanStd
+from rlfleet.impala.spaces import ActionSpec
 
-IMAGE_NETWORKS = ("vision42", "fast42", "fine42", "nature")
+IMAGE_NETWORKS = ("vision42", "fast42", "fine42", "nature", "cnn")
+
+Distribution = Categorical | MultiCategorical | DiagGaussian
 
 
 class ActorCritic(nn.Module):
-    """``forward(obs) -> (logits (N, A), values (N,))`` over a flat batch of observations.
+    """``forward(obs) -> (policy outputs (N, P), values (N,))`` over a flat batch of
+    observations; :meth:`distribution` makes the action distribution of the outputs.
 
-    uint8 observations (Atari frames) are scaled to [0, 1]; float ones are used as they are.
-    Inputs are converted to the parameters' dtype (an actor's bfloat16 copy of the policy, see
-    :func:`inference_dtype`), and the outputs are in it.
+    uint8 observations (Atari frames) are scaled to [0, 1]; float ones are used as they are
+    (normalised first when the network has ``obs_norm``). Inputs are converted to the
+    parameters' dtype (an actor's bfloat16 copy of the policy, see :func:`inference_dtype`), and
+    the outputs are in it.
     """
 
-    def __init__(self, torso: nn.Module, torso_size: int, num_actions: int, image: bool) -> None:
+    def __init__(
+        self,
+        torso: nn.Module,
+        torso_size: int,
+        action: ActionSpec,
+        image: bool,
+        obs_norm: RunningMeanStd | None = None,
+        value_torso: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.image = image
+        self.action = action
+        self.obs_norm = obs_norm
         self.torso = torso
-        self.policy = nn.Linear(torso_size, num_actions)
+        self.value_torso = value_torso
+        self.policy = nn.Linear(torso_size, action.num_outputs)
         self.value = nn.Linear(torso_size, 1)
         _init_orthogonal(self)
         nn.init.orthogonal_(self.policy.weight, gain=0.01)
         nn.init.orthogonal_(self.value.weight, gain=1.0)
+        if action.kind == "box":
+            self.log_std = nn.Parameter(torch.zeros(action.num_outputs))
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dtype = self.policy.weight.dtype
@@ -44,8 +69,19 @@ class ActorCritic(nn.Module):
             obs = obs.to(dtype).mul_(1.0 / 255.0)
         else:
             obs = obs.to(dtype)
+        if self.obs_norm is not None:
+            obs = self.obs_norm.normalize(obs)
         features = self.torso(obs)
-        return self.policy(features), self.value(features).squeeze(-1)
+        value_features = features if self.value_torso is None else self.value_torso(obs)
+        return self.policy(features), self.value(value_features).squeeze(-1)
+
+    def distribution(self, outputs: torch.Tensor) -> Distribution:
+        """The action distribution that policy ``outputs`` (float32) parametrise."""
+        if self.action.kind == "discrete":
+            return Categorical(outputs)
+        if self.action.kind == "multi_discrete":
+            return MultiCategorical(outputs, self.action.nvec)
+        return DiagGaussian(outputs, self.log_std.to(outputs.dtype))
 
 
 def frames_to_float(frames: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -73,10 +109,12 @@ def channels_last_frames(frames: torch.Tensor) -> torch.Tensor:
     return torch.stack(frames.unbind(-3), dim=-1).movedim(-1, -3)
 
 
-def inference_dtype(setting: str) -> torch.dtype:
+def inference_dtype(setting: str, *, image: bool = True) -> torch.dtype:
     """The dtype rollout actors run the policy in, for the config's ``actor_dtype``.
 
-    ``auto`` is bfloat16 on CPUs with bfloat16 matrix instructions (AMX or AVX512-BF16), where
+    ``auto`` is float32 for vector observations (small MLPs gain nothing, and a Gaussian
+    policy's mean would be rounded to 3 digits), and for image networks bfloat16 on CPUs with
+    bfloat16 matrix instructions (AMX or AVX512-BF16), where
     oneDNN runs Pong's convolutions about 2.5x faster than in float32 (measured on a 2-core
     Xeon with AMX: 0.49 ms instead of 1.16 ms for 64 frames), else float32; elsewhere bfloat16
     is emulated and slower. The behaviour policy's logits are recorded as computed, so V-trace
@@ -84,7 +122,7 @@ def inference_dtype(setting: str) -> torch.dtype:
     learner.
     """
     if setting == "auto":
-        return torch.bfloat16 if cpu_has_bfloat16_units() else torch.float32
+        return torch.bfloat16 if image and cpu_has_bfloat16_units() else torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16}[setting]
 
 
@@ -193,17 +231,59 @@ def mlp_torso(inputs: int, hiddens: Sequence[int]) -> tuple[nn.Module, int]:
     return nn.Sequential(*layers), inputs
 
 
-def build_network(obs_shape: Sequence[int], num_actions: int, model: ModelConfig) -> ActorCritic:
-    """The network for observations of ``obs_shape`` under ``model`` settings.
+def cnn_torso(channels: int, height: int, width: int) -> tuple[nn.Module, int]:
+    """For images of any size: 32@3x3 s2, 64@3x3 s2, 64@3x3 s1 (all padded by 1), the map
+    average-pooled to at most 8x8, fc 256."""
+    grid = (min(8, -(-height // 4)), min(8, -(-width // 4)))
+    torso = nn.Sequential(
+        nn.Conv2d(channels, 32, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(64, 64, 3, stride=1, padding=1),
+        ContiguousReLU(),
+        nn.AdaptiveAvgPool2d(grid),
+        nn.Flatten(),
+        nn.Linear(64 * grid[0] * grid[1], 256),
+        nn.ReLU(),
+    )
+    return torso, 256
+
+
+def build_network(
+    obs_shape: Sequence[int],
+    action: ActionSpec | int,
+    model: ModelConfig,
+    *,
+    obs_dtype: str = "uint8",
+    normalize_observations: bool = False,
+) -> ActorCritic:
+    """The network for observations of ``obs_shape`` and ``obs_dtype`` (uint8 ``(C, H, W)``
+    ones are images) and actions of ``action`` (an int: that many discrete actions) under
+    ``model`` settings, with running observation normalisation when asked (vectors only).
 
     Raises:
         ConfigError: the network name is unknown or does not fit the observations.
     """
-    name = resolve_network_name(obs_shape, model)
+    if isinstance(action, int):
+        action = ActionSpec("discrete", (), n=action)
+    name = resolve_network_name(obs_shape, model, obs_dtype=obs_dtype)
     if name == "mlp":
         torso, size = mlp_torso(math.prod(obs_shape), model.fcnet_hiddens)
-        return ActorCritic(nn.Sequential(nn.Flatten(), torso), size, num_actions, image=False)
+        norm = RunningMeanStd(tuple(obs_shape)) if normalize_observations else None
+        value_torso = None
+        if not model.vf_share_layers:
+            value_torso = nn.Sequential(
+                nn.Flatten(), mlp_torso(math.prod(obs_shape), model.fcnet_hiddens)[0]
+            )
+        return ActorCritic(
+            nn.Sequential(nn.Flatten(), torso), size, action, False, norm, value_torso
+        )
     channels, height, width = obs_shape
+    if name == "cnn":
+        torso, size = cnn_torso(channels, height, width)
+        network = ActorCritic(torso, size, action, image=True)
+        return network.to(memory_format=torch.channels_last)
     expected = 84 if name == "nature" else 42
     if (height, width) != (expected, expected):
         raise ConfigError(
@@ -217,16 +297,19 @@ def build_network(obs_shape: Sequence[int], num_actions: int, model: ModelConfig
         "nature": nature_torso,
     }
     torso, size = builders[name](channels)
-    return ActorCritic(torso, size, num_actions, image=True).to(memory_format=torch.channels_last)
+    return ActorCritic(torso, size, action, image=True).to(memory_format=torch.channels_last)
 
 
-def resolve_network_name(obs_shape: Sequence[int], model: ModelConfig) -> str:
-    """The concrete network ``model.network`` stands for with these observations."""
-    image = len(obs_shape) == 3
+def resolve_network_name(
+    obs_shape: Sequence[int], model: ModelConfig, *, obs_dtype: str = "uint8"
+) -> str:
+    """The concrete network ``model.network`` stands for with these observations: for images,
+    auto is vision42 at 42x42, nature at 84x84 and cnn at other sizes."""
+    image = len(obs_shape) == 3 and obs_dtype == "uint8"
     if model.network == "auto":
         if not image:
             return "mlp"
-        return "vision42" if obs_shape[-1] <= 42 else "nature"
+        return {42: "vision42", 84: "nature"}.get(obs_shape[-1], "cnn")
     if model.network == "mlp" or (image and model.network in IMAGE_NETWORKS):
         return model.network
     known = ", ".join(("auto", "mlp", *IMAGE_NETWORKS))

@@ -3,7 +3,9 @@
 A :class:`RolloutWorker` is plain Python: the driver runs one in-process when
 ``num_workers`` is 0, and :mod:`rlfleet.impala.actors` wraps it as a Ray actor otherwise.
 Rollouts are time-major: ``obs`` is ``(T + 1, B, ...)`` (the last observation seeds the next
-rollout and gives the bootstrap value), everything else ``(T, B, ...)``.
+rollout and gives the bootstrap value), everything else ``(T, B, ...)``. Actions are stored as
+sampled (a Gaussian's unclipped sample, with its log-probability); the environment gets them
+clipped to the action space's bounds.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
-from rlfleet.impala.config import ImpalaConfig
+from rlfleet.impala.config import config_class
 from rlfleet.impala.cpu import flush_denormals
 from rlfleet.impala.envs import autoreset_mode, make_vector_env
 from rlfleet.impala.networks import build_network, inference_dtype
+from rlfleet.impala.spaces import ActionSpec, action_spec
 
 logger = logging.getLogger(__name__)
 
@@ -34,16 +37,55 @@ class EnvSpec:
 
     obs_shape: tuple[int, ...]
     obs_dtype: str
-    num_actions: int
+    action: ActionSpec
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (what checkpoints store, so a policy is rebuilt without its env)."""
+        return {
+            "obs_shape": list(self.obs_shape),
+            "obs_dtype": self.obs_dtype,
+            "action": self.action.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EnvSpec:
+        return cls(
+            tuple(data["obs_shape"]), data["obs_dtype"], ActionSpec.from_dict(data["action"])
+        )
+
+
+def rollout_arrays(spec: EnvSpec, num_steps: int, num_envs: int) -> dict[str, np.ndarray]:
+    """Zeroed time-major arrays for ``num_steps`` steps of ``num_envs`` environments."""
+    return {
+        "obs": np.zeros((num_steps + 1, num_envs, *spec.obs_shape), spec.obs_dtype),
+        "actions": np.zeros((num_steps, num_envs, *spec.action.shape), spec.action.dtype),
+        "rewards": np.zeros((num_steps, num_envs), np.float32),
+        "dones": np.zeros((num_steps, num_envs), np.bool_),
+        "mask": np.ones((num_steps, num_envs), np.bool_),
+        "behaviour_log_probs": np.zeros((num_steps, num_envs), np.float32),
+        "discounted_returns": np.zeros((num_steps, num_envs), np.float32),
+        "bootstrap_values": np.zeros((num_steps, num_envs), np.float32),
+    }
 
 
 @dataclass
 class Rollout:
     """One rollout of T steps of B environments, plus the episodes that ended in it.
 
-    ``arrays`` holds ``obs`` (T+1, B, ...), ``actions``, ``rewards`` (raw), ``dones`` and
-    ``mask`` (False on the reset steps of NextStep-autoreset envs, which carry no action),
-    and ``behaviour_logits`` (T, B, A).
+    ``arrays`` holds ``obs`` (T+1, B, ...), ``actions`` (T, B, *action shape), ``rewards``
+    (raw), ``dones`` and ``mask`` (False on the reset steps of NextStep-autoreset envs, which
+    carry no action), ``behaviour_log_probs`` (T, B: the acting policy's log-probabilities of
+    the actions, as it computed them) and ``discounted_returns`` (T, B: each environment's
+    running discounted return, what reward normalisation scales by) and ``bootstrap_values``
+    (T, B: on a step where an episode was cut short by a time limit, not ended, the value of
+    the observation it was cut at; else 0).
+
+    Time limits: an episode cut short is not a terminal state, so its last step's target must
+    go on with the value of where it stopped. Environments that reset on the next step
+    (NextStep autoreset, e.g. CartPole's vector env) store that observation as the next one:
+    their ``dones`` mark terminations only. Those that reset on the same step report it in
+    ``info["final_obs"]``: the actor records its value in ``bootstrap_values``, which the
+    learner adds, discounted, to the step's reward.
     """
 
     arrays: dict[str, np.ndarray]
@@ -59,11 +101,12 @@ class RolloutWorker:
     def __init__(
         self,
         env_id: str,
+        algorithm: str,
         config: dict[str, Any],
         worker_index: int,
         torch_threads: int | None = 1,
     ) -> None:
-        cfg = ImpalaConfig.from_dict(config)
+        cfg = config_class(algorithm).from_dict(config)
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
         flush_denormals()
@@ -78,32 +121,35 @@ class RolloutWorker:
             dim=cfg.model.dim,
             num_threads=num_threads,
             options=cfg.env_config,
+            vectorization=cfg.env_vectorization,
         )
         self.spec = EnvSpec(
             obs_shape=tuple(self.env.single_observation_space.shape),
             obs_dtype=str(self.env.single_observation_space.dtype),
-            num_actions=int(self.env.single_action_space.n),
+            action=action_spec(self.env.single_action_space),
         )
-        self.model = build_network(self.spec.obs_shape, self.spec.num_actions, cfg.model)
-        self.model = self.model.to(inference_dtype(cfg.actor_dtype)).eval()
+        self.model = build_network(
+            self.spec.obs_shape,
+            self.spec.action,
+            cfg.model,
+            obs_dtype=self.spec.obs_dtype,
+            normalize_observations=cfg.normalize_observations,
+        )
+        dtype = inference_dtype(cfg.actor_dtype, image=self.model.image)
+        self.model = self.model.to(dtype).eval()
         self.policy_version = -1
+        self.gamma = cfg.gamma
         self._next_step_reset = autoreset_mode(self.env) == AutoresetMode.NEXT_STEP
         num_steps, num_envs = cfg.sample_batch_size, cfg.num_envs_per_worker
-        self.arrays = {
-            "obs": np.zeros((num_steps + 1, num_envs, *self.spec.obs_shape), self.spec.obs_dtype),
-            "actions": np.zeros((num_steps, num_envs), np.int64),
-            "rewards": np.zeros((num_steps, num_envs), np.float32),
-            "dones": np.zeros((num_steps, num_envs), np.bool_),
-            "mask": np.ones((num_steps, num_envs), np.bool_),
-            "behaviour_logits": np.zeros((num_steps, num_envs, self.spec.num_actions), np.float32),
-        }
+        self.arrays = rollout_arrays(self.spec, num_steps, num_envs)
         self.arrays["obs"][-1] = first_obs  # copied to obs[0] when sampling starts
+        self._discounted = np.zeros(num_envs, np.float64)
         self._returns = np.zeros(num_envs, np.float64)
         self._lengths = np.zeros(num_envs, np.int64)
         self._was_done = np.zeros(num_envs, np.bool_)
 
     def get_spec(self) -> EnvSpec:
-        """The environment's observation shape/dtype and number of actions."""
+        """The environment's observation shape/dtype and action space."""
         return self.spec
 
     def set_weights(self, weights: Weights, version: int) -> None:
@@ -120,20 +166,31 @@ class RolloutWorker:
         if weights is not None:
             self.set_weights(weights, version)
         a = self.arrays
-        obs, actions, logits_out = a["obs"], a["actions"], a["behaviour_logits"]
+        obs, actions, log_probs = a["obs"], a["actions"], a["behaviour_log_probs"]
         obs[0] = obs[-1]
         returns: list[float] = []
         lengths: list[int] = []
         for t in range(actions.shape[0]):
             with torch.inference_mode():
-                logits = self.model(torch.from_numpy(obs[t]))[0].float()
-                action = torch.multinomial(torch.softmax(logits, dim=-1), 1).squeeze(-1)
+                outputs = self.model(torch.from_numpy(obs[t]))[0].float()
+                distribution = self.model.distribution(outputs)
+                action = distribution.sample()
+                log_probs[t] = distribution.log_prob(action).numpy()
             actions[t] = action.numpy()
-            logits_out[t] = logits.numpy()
-            next_obs, reward, terminated, truncated, _ = self.env.step(actions[t])
+            next_obs, reward, terminated, truncated, info = self.env.step(
+                self.spec.action.for_env(actions[t])
+            )
             obs[t + 1] = next_obs
             done = np.logical_or(terminated, truncated)
-            a["rewards"][t], a["dones"][t] = reward, done
+            a["rewards"][t] = reward
+            a["dones"][t] = terminated if self._next_step_reset else done
+            a["bootstrap_values"][t] = 0.0
+            cut = truncated & ~terminated
+            if cut.any() and not self._next_step_reset and "final_obs" in info:
+                a["bootstrap_values"][t, cut] = self._values(info["final_obs"][cut])
+            self._discounted = self._discounted * self.gamma + reward
+            a["discounted_returns"][t] = self._discounted
+            self._discounted[done] = 0.0
             if self._next_step_reset:
                 # A NextStep env spends the step after an episode end on its reset.
                 a["mask"][t] = ~self._was_done
@@ -152,6 +209,12 @@ class RolloutWorker:
             episode_returns=returns,
             episode_lengths=lengths,
         )
+
+    def _values(self, observations: np.ndarray) -> np.ndarray:
+        """The policy's values of a few single observations (an object array of them)."""
+        batch = np.stack(list(observations)).astype(self.spec.obs_dtype)
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(batch))[1].float().numpy()
 
     def close(self) -> None:
         """Close the environment."""

@@ -105,19 +105,7 @@ class RunSpec:
     def from_yaml(cls, path: str | Path) -> RunSpec:
         """Read a YAML run spec; a relative ``source_directory`` is relative to the file."""
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as err:
-            raise RunSpecError(f"cannot read {path}: {err.strerror}.") from None
-        except UnicodeDecodeError:
-            raise RunSpecError(f"{path} is not UTF-8 text; is it a YAML file?") from None
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise RunSpecError(f"{path} is not valid YAML{where}; fix the file.") from None
-        except RecursionError:
-            raise RunSpecError(f"{path} is nested too deeply to be a run spec.") from None
-        spec = cls.from_dict(data, source=str(path))
+        spec = cls.from_dict(read_yaml(path, what="a run spec"), source=str(path))
         source_dir = Path(spec.source_directory)
         if not source_dir.is_absolute():
             spec = replace(spec, source_directory=str((path.parent / source_dir).resolve()))
@@ -269,6 +257,23 @@ class ResolvedSpec:
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 
 
+def read_yaml(path: Path, *, what: str) -> Any:
+    """The YAML document in ``path``, or a one-line RunSpecError (unreadable, not UTF-8, not
+    YAML with its line and column, nested too deeply to be ``what``)."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise RunSpecError(f"cannot read {path}: {err.strerror}.") from None
+    except UnicodeDecodeError:
+        raise RunSpecError(f"{path} is not UTF-8 text; is it a YAML file?") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise RunSpecError(f"{path} is not valid YAML{where}; fix the file.") from None
+    except RecursionError:
+        raise RunSpecError(f"{path} is nested too deeply to be {what}.") from None
+
+
 def parse_size(value: int | str) -> int:
     """Bytes from an int or a string such as ``'2g'``, ``'512MiB'``."""
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
@@ -342,4 +347,4 @@ def _check_str_list(value: Any, name: str, source: str) -> None:
         raise RunSpecError(f"{source}: {name} must be a list of strings.")
 
 
-__all__ = ["ResolvedSpec", "RunSpec", "WorkerConfiguration", "parse_size"]
+__all__ = ["ResolvedSpec", "RunSpec", "WorkerConfiguration", "parse_size", "read_yaml"]
