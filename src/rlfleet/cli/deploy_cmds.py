@@ -166,11 +166,18 @@ def _deploy(args: argparse.Namespace) -> int:
     )
     deployment = Deployment(ws, replicas=args.replicas, host=args.host, port=args.port)
     url = deployment.start(checkpoint, run_id=run.id, token=token)
-    ready = (
-        f"serving run {run.id} ({policy.metadata.env_id}) on {url}: POST /act, GET /healthz, "
-        f"GET /metadata, OpenAPI at /openapi.json{' (bearer token required)' if token else ''}; Ctrl-C stops"
-    )
-    return serve_until_signalled(deployment, url, ready)
+    try:
+        ready = (
+            f"serving run {run.id} ({policy.metadata.env_id}) on {url}: POST /act, GET /healthz, "
+            f"GET /metadata, OpenAPI at /openapi.json{' (bearer token required)' if token else ''}; Ctrl-C stops"
+        )
+        return serve_until_signalled(deployment, url, ready)
+    except BaseException:
+        # A SIGTERM between the endpoint answering and serve_until_signalled's handlers (a
+        # client that saw /healthz answer and stopped at once) exits through Ray's handler:
+        # the serving cluster must not be left behind.
+        deployment.stop()
+        raise
 
 
 def _play(args: argparse.Namespace) -> int:
