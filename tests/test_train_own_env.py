@@ -22,6 +22,7 @@ import yaml
 from support import ENDPOINT_TOKEN, cli_in_process, free_port, run_cli, wait_until
 
 from rlfleet import Experiment, Run, Workspace, load_training_spec
+from rlfleet.compute.cluster import LocalCluster
 from rlfleet.deploy.envcode import download_environment_code, use_environment_code
 from rlfleet.errors import ComputeTargetNotFoundError, RunSpecError
 from rlfleet.train import submit_training
@@ -286,7 +287,9 @@ def test_own_continuous_environment_id_trains_with_ppo_and_serves(trained, isola
         assert json.loads(played.out)["mean"] >= TARGET_GOAL
     finally:
         deploy.send_signal(signal.SIGTERM)
-        deploy.wait(timeout=60)
+        assert deploy.wait(timeout=60) == 0
+    owners = [c.owner for c in LocalCluster.all(run.workspace)]
+    assert not any(owner.startswith("deploy:") for owner in owners), owners  # nothing left
 
 
 def start_deploy(run: Run, folder: Path) -> subprocess.Popen:

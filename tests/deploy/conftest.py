@@ -13,6 +13,7 @@ import requests
 from support import ENDPOINT_TOKEN, free_port, wait_until
 
 from rlfleet import Run, RunStatus
+from rlfleet.compute.cluster import LocalCluster
 
 
 @pytest.fixture(scope="session")
@@ -55,4 +56,9 @@ def endpoint(served_run: Run, tmp_path_factory: pytest.TempPathFactory) -> Itera
     yield {"url": url, "proc": proc, "token_file": token_file}
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        assert proc.wait(timeout=60) == 0, (folder / "deploy.log").read_text()[-2000:]
+    # A module whose tests end soon after /healthz answers stops the endpoint while serve.run
+    # is still returning: Ray's own SIGTERM handler used to end the process on the spot,
+    # leaving the serving cluster running.
+    left = [c for c in LocalCluster.all(served_run.workspace) if c.owner.startswith("deploy:")]
+    assert not left, f"the serving cluster outlived rlfleet deploy: {left}"

@@ -173,10 +173,7 @@ def _deploy(args: argparse.Namespace) -> int:
         )
         return serve_until_signalled(deployment, url, ready)
     except BaseException:
-        # A SIGTERM between the endpoint answering and serve_until_signalled's handlers (a
-        # client that saw /healthz answer and stopped at once) exits through Ray's handler:
-        # the serving cluster must not be left behind.
-        deployment.stop()
+        deployment.stop()  # the serving cluster must not outlive this process
         raise
 
 

@@ -28,6 +28,18 @@ class Deployment:
         self.host = host
         self.port = port
         self.cluster: LocalCluster | None = None
+        self.stop_requested = threading.Event()
+        """Set by SIGINT or SIGTERM (in the main thread) from the moment ``start`` begins."""
+
+    def _catch_stop_signals(self) -> None:
+        """SIGINT and SIGTERM set ``stop_requested`` (main thread only). Called again after
+        ``ray.init``, whose core worker installs its own SIGTERM handler: that one ends the
+        process at once, leaving the serving cluster running (seen when a client stopped the
+        endpoint as soon as /healthz answered, while ``serve.run`` was still returning)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.stop_requested.set())
 
     def start(self, checkpoint: Path, *, run_id: str | None, token: str | None) -> str:
         """Start the cluster and the endpoint; returns its URL once it answers."""
@@ -36,6 +48,7 @@ class Deployment:
 
         from rlfleet.deploy.serve import application
 
+        self._catch_stop_signals()
         use_workspace_token(self.workspace)
         node = ComputeTarget("serve", cpus=max(2, self.replicas + 1))
         self.cluster = LocalCluster.start(self.workspace, node, owner=f"deploy:{run_id or 'file'}")
@@ -44,6 +57,7 @@ class Deployment:
             ray.init(
                 address=self.cluster.gcs_address, logging_level=logging.WARNING, log_to_driver=False
             )
+            self._catch_stop_signals()
             serve.start(http_options={"host": self.host, "port": self.port})
             app = application(
                 checkpoint.read_bytes(), run_id=run_id, token=token, replicas=self.replicas
@@ -74,12 +88,10 @@ class Deployment:
 
 
 def serve_until_signalled(deployment: Deployment, url: str, on_ready: str) -> int:
-    """Block until SIGINT or SIGTERM, then stop cleanly."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    """Block until SIGINT or SIGTERM (caught since ``deployment.start`` began), then stop
+    cleanly."""
     print(on_ready, flush=True)
-    while not stop.wait(0.5):
+    while not deployment.stop_requested.wait(0.5):
         pass
     print("shutting the endpoint down", flush=True)
     started = time.monotonic()

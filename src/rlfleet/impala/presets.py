@@ -75,14 +75,18 @@ PPO_MUJOCO: dict[str, Any] = {
 """PPO for MuJoCo locomotion (Hopper, Walker2d, HalfCheetah), after CleanRL's
 ppo_continuous_action.py: 2,048 steps per update (8 envs x 256), 10 epochs of minibatches of
 64, Adam 3e-4 annealed over 1M steps, observations and rewards normalised, no entropy bonus;
-time-limit truncations bootstrapped. Figures: benchmarks/ppo_mujoco.py and the README."""
+time-limit truncations bootstrapped. In one process on a 2-core machine, 3 seeds, score at 1M
+agent steps (benchmarks/ppo_mujoco.py, 2026-12-06): Hopper 2,620 +- 571 (worst 1,899), Walker2d
+3,422 +- 490 (worst 2,798), HalfCheetah 1,795 +- 18; 5-7.5 minutes a run. Sampling in the
+driver (num_workers 0), as measured; actors on worker nodes were not measured with it."""
 
 
 ATARI_2CPU = PONG_2CPU
 """Every other Atari game on a small CPU-only machine gets Pong's settings: they are what keeps
-the emulators, the only real cost, busy on 2 cores (~3,000 agent steps/s where IMPALA's
-defaults, 2 actors of 16 envs and 84x84 frames through the Nature CNN, gave ~600 on Breakout).
-The learning side is tuned on Pong only; the README gives Breakout's score with it."""
+the emulators, the only real cost, busy on 2 cores (Breakout: ~2,330 agent steps/s, where
+IMPALA's defaults, 2 actors of 16 envs and 84x84 frames through the Nature CNN, gave ~600).
+The learning side is tuned on Pong only: Breakout reaches 21 at 2.5M agent steps (one seed,
+benchmarks/impala_pong.py --env ALE/Breakout-v5, 2026-12-06)."""
 
 
 def default_config(env_id: str, *, run: str = "IMPALA", cpus: int, gpus: int) -> dict[str, Any]:
