@@ -81,11 +81,11 @@ class Rollout:
     the observation it was cut at; else 0).
 
     Time limits: an episode cut short is not a terminal state, so its last step's target must
-    go on with the value of where it stopped. Environments that reset on the next step
-    (NextStep autoreset, e.g. CartPole's vector env) store that observation as the next one:
-    their ``dones`` mark terminations only. Those that reset on the same step report it in
-    ``info["final_obs"]``: the actor records its value in ``bootstrap_values``, which the
-    learner adds, discounted, to the step's reward.
+    go on with the value of where it stopped. ``dones`` mark every episode end (so that no
+    target reaches across it, nor across the masked reset step of a NextStep env); the actor
+    records the value of the observation the episode was cut at (the step's own observation in
+    NextStep envs such as CartPole's vector env, ``info["final_obs"]`` in SameStep ones) in
+    ``bootstrap_values``, which the learner adds, discounted, to the step's reward.
     """
 
     arrays: dict[str, np.ndarray]
@@ -182,11 +182,12 @@ class RolloutWorker:
             )
             obs[t + 1] = next_obs
             done = np.logical_or(terminated, truncated)
-            a["rewards"][t] = reward
-            a["dones"][t] = terminated if self._next_step_reset else done
+            a["rewards"][t], a["dones"][t] = reward, done
             a["bootstrap_values"][t] = 0.0
             cut = truncated & ~terminated
-            if cut.any() and not self._next_step_reset and "final_obs" in info:
+            if cut.any() and self._next_step_reset:  # the final observation is this step's
+                a["bootstrap_values"][t, cut] = self._values(next_obs[cut])
+            elif cut.any() and "final_obs" in info:
                 a["bootstrap_values"][t, cut] = self._values(info["final_obs"][cut])
             self._discounted = self._discounted * self.gamma + reward
             a["discounted_returns"][t] = self._discounted
@@ -212,7 +213,7 @@ class RolloutWorker:
 
     def _values(self, observations: np.ndarray) -> np.ndarray:
         """The policy's values of a few single observations (an object array of them)."""
-        batch = np.stack(list(observations)).astype(self.spec.obs_dtype)
+        batch = np.stack(list(observations)).astype(self.spec.obs_dtype, copy=True)
         with torch.inference_mode():
             return self.model(torch.from_numpy(batch))[1].float().numpy()
 
