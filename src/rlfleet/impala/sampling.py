@@ -213,7 +213,7 @@ class RolloutWorker:
 
     def _values(self, observations: np.ndarray) -> np.ndarray:
         """The policy's values of a few single observations (an object array of them)."""
-        batch = np.stack(list(observations)).astype(self.spec.obs_dtype, copy=True)
+        batch = np.stack(list(observations)).astype(self.spec.obs_dtype)
         with torch.inference_mode():
             return self.model(torch.from_numpy(batch))[1].float().numpy()
 
