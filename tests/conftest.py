@@ -33,10 +33,12 @@ class TrainedRun(NamedTuple):
 
 @pytest.fixture(autouse=True)
 def _keep_ray_env() -> Iterator[None]:
-    """Tests may point this process at a workspace's clusters; undo it afterwards."""
-    saved = {k: v for k, v in os.environ.items() if k.startswith("RAY_")}
+    """Tests may point this process at a workspace's clusters (or tracking server, with its
+    credentials); undo it afterwards."""
+    prefixes = ("RAY_", "MLFLOW_TRACKING_")
+    saved = {k: v for k, v in os.environ.items() if k.startswith(prefixes)}
     yield
-    for key in [k for k in os.environ if k.startswith("RAY_")]:
+    for key in [k for k in os.environ if k.startswith(prefixes)]:
         if key not in saved:
             del os.environ[key]
     os.environ.update(saved)

@@ -14,8 +14,9 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import numpy as np
 import pytest
 import requests
 import yaml
@@ -24,6 +25,7 @@ from support import ENDPOINT_TOKEN, cli_in_process, free_port, run_cli, wait_unt
 from rlfleet import Experiment, Run, Workspace, load_training_spec
 from rlfleet.compute.cluster import LocalCluster
 from rlfleet.deploy.envcode import download_environment_code, use_environment_code
+from rlfleet.deploy.policy import Policy
 from rlfleet.errors import ComputeTargetNotFoundError, RunSpecError
 from rlfleet.train import submit_training
 
@@ -266,16 +268,7 @@ def test_own_continuous_environment_id_trains_with_ppo_and_serves(trained, isola
         assert json.loads(evaluated.out)["mean"] >= TARGET_GOAL, evaluated.out
 
         url = wait_for_endpoint(deploy, folder)
-        answer = requests.post(
-            f"{url}/act",
-            json={"observation": [0.5]},
-            headers={"Authorization": f"Bearer {ENDPOINT_TOKEN}"},
-            timeout=30,
-        )
-        assert answer.status_code == 200, answer.text
-        action = answer.json()["action"]
-        assert isinstance(action, list) and all(isinstance(a, float) for a in action), action
-        assert len(action) == 1 and abs(action[0] - 0.5) < 0.3, action
+        assert_serves_floats(url, Policy.from_run(run))
 
         assert "mini_envs" not in sys.modules
         played = cli_in_process(
@@ -290,6 +283,36 @@ def test_own_continuous_environment_id_trains_with_ppo_and_serves(trained, isola
         assert deploy.wait(timeout=60) == 0
     owners = [c.owner for c in LocalCluster.all(run.workspace)]
     assert not any(owner.startswith("deploy:") for owner in owners), owners  # nothing left
+
+
+def assert_serves_floats(url: str, policy: Policy) -> None:
+    """``/act`` answers the policy's greedy and sampled actions as lists of floats within the
+    bounds, with the Gaussian's mean and log-std on request; ``/metadata`` says it is a Box
+    policy; an observation of the wrong shape is a 422 naming the shape expected."""
+    headers = {"Authorization": f"Bearer {ENDPOINT_TOKEN}"}
+
+    def post(body: dict[str, Any]) -> requests.Response:
+        return requests.post(f"{url}/act", json=body, headers=headers, timeout=30)
+
+    obs = np.array([[0.5], [-0.5], [0.9], [-1.0], [0.0]], np.float32)
+    actions, mean, values = policy.act(obs)
+    one = post({"observation": [0.5], "details": True})
+    assert one.status_code == 200, one.text
+    action = one.json()["action"]
+    assert isinstance(action, list) and all(isinstance(a, float) for a in action), action
+    assert len(action) == 1 and abs(action[0] - 0.5) < 0.3, action
+    assert action == pytest.approx(actions[0].tolist(), abs=1e-6)
+    assert one.json()["mean"] == pytest.approx(mean[0].tolist(), abs=1e-5)
+    assert one.json()["log_std"] == policy.metadata.log_std
+    assert one.json()["value"] == pytest.approx(float(values[0]), abs=1e-4)
+    many = post({"observations": (obs * 3).tolist(), "sample": True})
+    assert many.status_code == 200, many.text
+    assert np.asarray(many.json()["actions"]).shape == (5, 1)
+    assert all(-1.0 <= a[0] <= 1.0 for a in many.json()["actions"])
+    meta = requests.get(f"{url}/metadata", headers=headers, timeout=10).json()
+    assert meta["action_space"]["kind"] == "box" and list(meta["outputs"]) == ["mean", "value"]
+    bad = post({"observation": [1, 2]})
+    assert bad.status_code == 422 and "expected (1,)" in bad.json()["error"]
 
 
 def start_deploy(run: Run, folder: Path) -> subprocess.Popen:

@@ -4,8 +4,8 @@ normalisation), from checkpoints of the built-in trainer made in this process in
 
 Policy loading without the environment, greedy and sampled actions, ONNX and TorchScript
 exports (run with onnxruntime and torch alone), evaluation with an MP4 video, the endpoint's
-request checking and answers, play, and the MLflow pyfunc model; one test serves the Pendulum
-policy with ``rlfleet deploy`` on Ray Serve.
+request checking and answers, play, and the MLflow pyfunc model. Serving a Box policy with
+``rlfleet deploy`` is tested with the user's own environment (tests/test_train_own_env.py).
 """
 
 from __future__ import annotations
@@ -20,10 +20,7 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 import pytest
-import requests
-from support import ENDPOINT_TOKEN
 
-from rlfleet import Run, Workspace
 from rlfleet.deploy.evaluate import evaluate
 from rlfleet.deploy.export import export
 from rlfleet.deploy.play import play
@@ -429,52 +426,3 @@ def test_observation_dtypes_are_checked_strictly():
         with pytest.raises(BadRequest) as refused:
             parse_act(body, meta(dtype))
         assert refused.value.status == 422 and fragment in refused.value.message, dtype
-
-
-# -- Ray Serve ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def served_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """A PPO run of Pendulum-v1 with one checkpoint, made by the trainer's entry point in a
-    workspace (one iteration, in one process): what ``endpoint`` serves in this module."""
-    folder = tmp_path_factory.mktemp("served")
-    ws = Workspace.init(folder / "ws")
-    config = {**PENDULUM_CONFIG, "env_config": {}}
-    subprocess.run(
-        [sys.executable, "-m", "rlfleet.impala", "--run", "PPO", "--env", "Pendulum-v1",
-         "--config", json.dumps(config), "--stop", '{"training_iteration": 1}',
-         "--checkpoint-dir", str(folder / "checkpoints")],
-        cwd=ws.root, check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    [run] = ws.tracking.search_runs([e.experiment_id for e in ws.tracking.experiments()])
-    return Run(run.info.run_id, workspace=ws)
-
-
-@pytest.mark.cluster
-def test_served_box_policy_answers_floats_within_the_bounds(endpoint, served_run):
-    policy = Policy.from_run(served_run)
-    obs = observations(policy, 5) * 3
-    actions, mean, values = policy.act(obs)
-    headers = {"Authorization": f"Bearer {ENDPOINT_TOKEN}"}
-
-    def post(body: dict[str, Any]) -> dict[str, Any]:
-        answer = requests.post(f"{endpoint['url']}/act", json=body, headers=headers, timeout=30)
-        assert answer.status_code == 200, answer.text
-        return answer.json()
-
-    one = post({"observation": obs[0].tolist(), "details": True})
-    assert one["action"] == pytest.approx(actions[0].tolist(), abs=1e-6)
-    assert isinstance(one["action"][0], float)
-    assert one["mean"] == pytest.approx(mean[0].tolist(), abs=1e-5)
-    assert one["log_std"] == policy.metadata.log_std
-    assert one["value"] == pytest.approx(float(values[0]), abs=1e-4)
-    many = post({"observations": obs.tolist(), "sample": True})
-    assert np.asarray(many["actions"]).shape == (5, 1)
-    assert all(-2.0 <= a[0] <= 2.0 for a in many["actions"])
-    meta = requests.get(f"{endpoint['url']}/metadata", headers=headers, timeout=10).json()
-    assert meta["action_space"]["kind"] == "box" and list(meta["outputs"]) == ["mean", "value"]
-    bad = requests.post(
-        f"{endpoint['url']}/act", json={"observation": [1, 2]}, headers=headers, timeout=30
-    )
-    assert bad.status_code == 422 and "expected (3,)" in bad.json()["error"]

@@ -79,6 +79,8 @@ def test_out_of_range_values_are_rejected():
         ImpalaConfig.from_dict({"sample_batch_size": 0})
     with pytest.raises(ConfigError, match="optimizer"):
         ImpalaConfig.from_dict({"optimizer": "sgd"})
+    with pytest.raises(ConfigError, match=r"model\.fcnet_activation"):
+        PPOConfig.from_dict({"model": {"fcnet_activation": "gelu"}})
 
 
 def test_config_round_trips_through_a_plain_dict():
@@ -115,11 +117,18 @@ def test_pong_without_config_on_a_small_cpu_machine_gets_the_preset():
 
 
 def test_ppo_presets_for_mujoco_and_cartpole():
-    from rlfleet.impala.presets import PPO_CARTPOLE, PPO_MUJOCO, default_config
+    from rlfleet.impala.presets import (
+        PPO_CARTPOLE,
+        PPO_HALFCHEETAH,
+        PPO_MUJOCO,
+        default_config,
+    )
 
     for env_id in ("Hopper-v5", "Walker2d-v5", "HalfCheetah-v5"):
-        assert default_config(env_id, run="PPO", cpus=2, gpus=0) == PPO_MUJOCO
+        preset = PPO_HALFCHEETAH if env_id == "HalfCheetah-v5" else PPO_MUJOCO
+        assert default_config(env_id, run="PPO", cpus=2, gpus=0) == preset
         assert default_config(env_id, run="IMPALA", cpus=2, gpus=0) == {}
+    assert PPOConfig.from_dict(PPO_HALFCHEETAH).model.initial_log_std == -1.0
     assert default_config("CartPole-v1", run="PPO", cpus=2, gpus=0) == PPO_CARTPOLE
     assert default_config("Pendulum-v1", run="PPO", cpus=2, gpus=0) == {}
     assert PPOConfig.from_dict(PPO_MUJOCO).normalize_observations

@@ -64,6 +64,24 @@ def test_mlp_hidden_sizes_follow_the_config():
     assert [layer.out_features for layer in linears] == [32, 16]
 
 
+def test_mlp_activation_and_initial_action_std_follow_the_config():
+    from rlfleet.impala.spaces import ActionSpec
+
+    box = ActionSpec("box", (2,), low=(-1.0, -1.0), high=(1.0, 1.0))
+    model = ModelConfig(fcnet_activation="relu", initial_log_std=-0.7)
+    network = build_network((3,), box, model, obs_dtype="float32")
+    activations = {
+        type(m) for m in network.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.Tanh))
+    }
+    assert activations == {torch.nn.ReLU}
+    outputs, _ = network(torch.zeros(5, 3))
+    std = network.distribution(outputs).log_std.exp()
+    torch.testing.assert_close(std, torch.full((5, 2), 0.4966), atol=1e-4, rtol=0)
+    default = build_network((3,), box, ModelConfig(), obs_dtype="float32")
+    assert {type(m) for m in default.modules() if isinstance(m, torch.nn.ReLU)} == set()
+    torch.testing.assert_close(default.log_std.detach(), torch.zeros(2))
+
+
 @pytest.mark.parametrize(
     "obs_shape, network",
     [

@@ -7,6 +7,7 @@ import argparse
 from rlfleet.cli.common import add_json_flag, workspace
 from rlfleet.cli.output import print_json, print_table
 from rlfleet.compute.cluster import LocalCluster
+from rlfleet.compute.target import ComputeKind
 from rlfleet.compute.warm import cluster_down, cluster_up
 
 
@@ -35,8 +36,26 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
+    ws = workspace(args)
+    target = ws.compute.get(args.head)
+    if target.kind is ComputeKind.SSH:
+        from rlfleet.compute import launcher
+
+        if not args.json:
+            print(f"starting Ray on {target.head_host} (Ray's cluster launcher, over SSH) ...")
+        started = launcher.cluster_up(ws, target, timeout_s=max(args.timeout, 60.0))
+        state = "is up" if started else "was up already"
+        url = launcher.as_ray_target(ws, target).dashboard_url
+        if args.json:
+            print_json({"target": target.name, "started": started, "dashboard": url})
+        else:
+            print(
+                f"cluster of {target.name!r} {state} (head {target.head_host}, dashboard {url}); "
+                f"its autoscaler keeps {target.min_nodes} to {target.max_nodes} worker node(s)"
+            )
+        return 0
     cluster = cluster_up(
-        workspace(args), args.head, worker=args.worker, nodes=args.nodes, timeout_s=args.timeout
+        ws, args.head, worker=args.worker, nodes=args.nodes, timeout_s=args.timeout
     )
     if args.json:
         print_json(_describe(cluster))
@@ -49,7 +68,16 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    stopped = cluster_down(workspace(args), args.head)
+    ws = workspace(args)
+    if args.head and ws.compute.get(args.head).kind is ComputeKind.SSH:
+        from rlfleet.compute import launcher
+
+        if launcher.cluster_down(ws, ws.compute.get(args.head)):
+            print(f"stopped Ray on the hosts of {args.head!r}")
+        else:
+            print(f"the cluster of {args.head!r} was not up")
+        return 0
+    stopped = cluster_down(ws, args.head)
     for cluster in stopped:
         print(f"stopped cluster {cluster.cluster_id} (head target {cluster.head_target!r})")
     if not stopped:

@@ -16,6 +16,7 @@ from rlfleet.cli import (
     cluster_cmds,
     compute_cmds,
     deploy_cmds,
+    kube_cmds,
     monitor_cmds,
     runs_cmds,
     train_cmds,
@@ -65,6 +66,7 @@ def build_parser() -> Parser:
     train_cmds.register(commands)
     monitor_cmds.register(commands)
     deploy_cmds.register(commands)
+    kube_cmds.register(commands)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""``rlfleet ui`` and ``rlfleet tensorboard``: servers on 127.0.0.1 unless asked otherwise."""
+"""``rlfleet ui``, ``rlfleet server`` and ``rlfleet tensorboard``: servers on 127.0.0.1 unless
+asked otherwise."""
 
 from __future__ import annotations
 
@@ -18,6 +19,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     ui.set_defaults(handler=_ui)
 
+    server = commands.add_parser(
+        "server",
+        help="serve this workspace's store to other hosts (MLflow's server, with a password)",
+    )
+    server.add_argument("--port", type=int, default=5000)
+    server.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind: an address of this host that the clusters reach (default "
+        "127.0.0.1, this host only)",
+    )
+    server.set_defaults(handler=_server)
+
     board = commands.add_parser("tensorboard", help="TensorBoard over runs' metrics")
     board.add_argument("runs", nargs="+", metavar="RUN")
     board.add_argument("--port", type=int, default=6006)
@@ -32,6 +46,20 @@ def _ui(args: argparse.Namespace) -> int:
     url = f"http://{args.host}:{args.port}/#/experiments?workflowType=machine_learning"
     print(f"MLflow UI of workspace {ws.name!r}: {url} (Ctrl-C stops)")
     return serve_ui(ws, host=args.host, port=args.port)
+
+
+def _server(args: argparse.Namespace) -> int:
+    from rlfleet.tracking.server import ADMIN_USER, serve, server_files
+
+    ws = workspace(args)
+    password = server_files(ws).password
+    print(
+        f"tracking server of workspace {ws.name!r} on http://{args.host}:{args.port} "
+        f"(user {ADMIN_USER!r}, password in {password}; Ctrl-C stops). Clients: rlfleet init "
+        f"--tracking-uri http://{args.host}:{args.port} --tracking-username {ADMIN_USER} "
+        "--tracking-password-file FILE"
+    )
+    return serve(ws, host=args.host, port=args.port)
 
 
 def _tensorboard(args: argparse.Namespace) -> int:

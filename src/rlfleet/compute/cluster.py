@@ -49,9 +49,18 @@ def ray_auth_env(workspace: Workspace) -> dict[str, str]:
 
 def use_workspace_token(workspace: Workspace) -> None:
     """Make this process a client of the workspace's clusters (sets the Ray auth env vars)."""
-    env = ray_auth_env(workspace)
-    if all(os.environ.get(k) == v for k, v in env.items()):
+    use_ray_auth(ray_auth_env(workspace))
+
+
+def use_ray_auth(env: dict[str, str]) -> None:
+    """Make this process's Ray client authenticate as ``env`` says (Ray's auth variables:
+    ``RAY_AUTH_MODE``, ``RAY_AUTH_TOKEN_PATH``). A token given by value in ``RAY_AUTH_TOKEN``
+    would win over the file, so it is dropped when ``env`` names a file."""
+    drop = "RAY_AUTH_TOKEN" if "RAY_AUTH_TOKEN_PATH" in env else None
+    if all(os.environ.get(k) == v for k, v in env.items()) and not (drop and drop in os.environ):
         return
+    if drop:
+        os.environ.pop(drop, None)
     os.environ.update(env)
     if "ray._raylet" in sys.modules:  # Ray read its auth settings already: make it read again
         from ray._raylet import AuthenticationTokenLoader, Config

@@ -19,13 +19,17 @@ class ComputeStore:
     def _path(self, name: str) -> Path:
         return self.directory / f"{name}.yaml"
 
-    def create(self, target: ComputeTarget) -> ComputeTarget:
-        path = self._path(target.name)
-        if path.exists():
+    def check_free(self, name: str) -> None:
+        """Raises ComputeTargetError if a target ``name`` exists."""
+        if self._path(name).exists():
             raise ComputeTargetError(
-                f"compute target {target.name!r} already exists; delete it first "
-                f"(`rlfleet compute delete {target.name}`) or pick another name."
+                f"compute target {name!r} already exists; delete it first "
+                f"(`rlfleet compute delete {name}`) or pick another name."
             )
+
+    def create(self, target: ComputeTarget) -> ComputeTarget:
+        self.check_free(target.name)
+        path = self._path(target.name)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(yaml.safe_dump(target.to_dict(), sort_keys=False))
         tmp.replace(path)
@@ -51,6 +55,9 @@ class ComputeStore:
         return [self.get(path.stem) for path in sorted(self.directory.glob("*.yaml"))]
 
     def delete(self, name: str) -> ComputeTarget:
+        """Forget the target (and the copy of its token the workspace made, if any)."""
         target = self.get(name)
         self._path(name).unlink()
+        if target.token_file and Path(target.token_file).parent == self.directory.parent / "tokens":
+            Path(target.token_file).unlink(missing_ok=True)
         return target

@@ -19,6 +19,9 @@ class ComputeKind(StrEnum):
     """Real Ray nodes started on this machine, bound to 127.0.0.1, for the time a run needs them."""
     RAY = "ray"
     """An existing Ray cluster, reached by its address; rlfleet starts and stops nothing there."""
+    SSH = "ssh"
+    """The user's own hosts, reached over SSH: rlfleet starts Ray there with Ray's cluster
+    launcher (a head host and worker hosts, workers autoscaled between min and max nodes)."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class ComputeTarget:
     name: str
     """Unique name in the workspace; letters, digits, '-' and '_'."""
     kind: ComputeKind = ComputeKind.LOCAL
-    """``local`` or ``ray``."""
+    """``local``, ``ray`` or ``ssh``."""
     cpus: int = 1
     """CPUs each node offers to Ray."""
     gpus: int = 0
@@ -43,9 +46,29 @@ class ComputeTarget:
     """The most nodes a run may ask of this target."""
     address: str | None = None
     """For ``ray`` targets: the address of the cluster's GCS (``host:6379``)."""
+    dashboard_address: str | None = None
+    """For ``ray`` targets: ``HOST:PORT`` of the cluster's dashboard (its Jobs API); ``None``
+    means the GCS host on Ray's default port, 8265."""
+    head_host: str | None = None
+    """For ``ssh`` targets: the host (address or name) of the head node."""
+    hosts: tuple[str, ...] = ()
+    """For ``ssh`` targets: the hosts that worker nodes start on (at most one each)."""
+    ssh_user: str | None = None
+    """For ``ssh`` targets: the user rlfleet (Ray's launcher) logs in as on every host."""
+    ssh_key: str | None = None
+    """For ``ssh`` targets: the private key of that user, on this machine."""
+    idle_timeout_minutes: float = 5.0
+    """For ``ssh`` targets: worker nodes idle this long go away (down to ``min_nodes``)."""
+    token_file: str | None = None
+    """For ``ray`` targets: the file with that cluster's Ray auth token (the caller's Ray auth
+    settings when the target was made, or ``--token-file``); ``None``: a cluster without token
+    authentication."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", ComputeKind(self.kind))
+        if isinstance(self.hosts, str):
+            raise ComputeTargetError("hosts must be a list of host names or addresses.")
+        object.__setattr__(self, "hosts", tuple(self.hosts))
         if not _NAME.match(self.name):
             raise ComputeTargetError(
                 f"compute target name {self.name!r} is not allowed; use letters, digits, '-' and "
@@ -75,6 +98,60 @@ class ComputeTarget:
             raise ComputeTargetError(
                 "--address is for targets of kind 'ray'; local targets start their own nodes."
             )
+        ssh_fields = (self.head_host, self.hosts, self.ssh_user, self.ssh_key)
+        if self.kind is ComputeKind.SSH:
+            self._check_ssh()
+        elif any(ssh_fields):
+            raise ComputeTargetError(
+                "--head-host, --hosts, --ssh-user and --ssh-key are for targets of kind 'ssh'."
+            )
+        if self.kind is ComputeKind.LOCAL and self.dashboard_address:
+            raise ComputeTargetError(
+                "--dashboard-address is for targets of kind 'ray'; local targets start their "
+                "own nodes."
+            )
+        if self.kind is ComputeKind.LOCAL and self.token_file:
+            raise ComputeTargetError(
+                "--token-file is for targets of kind 'ray'; local targets use the workspace's "
+                "own token."
+            )
+
+    def _check_ssh(self) -> None:
+        missing = [
+            flag
+            for flag, value in (
+                ("--head-host", self.head_host),
+                ("--ssh-user", self.ssh_user),
+                ("--ssh-key", self.ssh_key),
+            )
+            if not value
+        ]
+        if missing:
+            raise ComputeTargetError(
+                f"compute target {self.name!r} of kind 'ssh' needs {', '.join(missing)}."
+            )
+        if self.address or self.token_file or self.dashboard_address:
+            raise ComputeTargetError(
+                "--address, --dashboard-address and --token-file are for targets of kind 'ray'; "
+                "an 'ssh' target's cluster is made by rlfleet, with the workspace's token."
+            )
+        if self.max_nodes > len(self.hosts):
+            raise ComputeTargetError(
+                f"--max-nodes is {self.max_nodes} but --hosts lists {len(self.hosts)} worker "
+                "host(s): one worker node per host; list more hosts or lower --max-nodes."
+            )
+        if not self.idle_timeout_minutes > 0:
+            raise ComputeTargetError(
+                f"--idle-timeout must be more than 0 minutes, not {self.idle_timeout_minutes}."
+            )
+
+    @property
+    def dashboard_url(self) -> str | None:
+        """For ``ray`` targets: the URL of the cluster's Jobs API."""
+        if self.kind is not ComputeKind.RAY or not self.address:
+            return None
+        address = self.dashboard_address or f"{self.address.rsplit(':', 1)[0]}:8265"
+        return address if "://" in address else f"http://{address}"
 
     @property
     def memory_bytes(self) -> int | None:
@@ -83,6 +160,7 @@ class ComputeTarget:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["kind"] = self.kind.value
+        data["hosts"] = list(self.hosts)
         return data
 
     @classmethod

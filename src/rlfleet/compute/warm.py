@@ -70,6 +70,7 @@ def cluster_up(
             tracker = ensure_tracker(
                 workspace.tracking_uri,
                 {"rlfleet/role": "head", "rlfleet/cluster": cluster.cluster_id},
+                workspace.tracking_credentials(),
             )
             ray.get(tracker.ready.remote(), timeout=timeout_s)
         finally:

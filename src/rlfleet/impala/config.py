@@ -47,9 +47,14 @@ class ModelConfig:
     mlp."""
     fcnet_hiddens: list[int] = field(default_factory=lambda: [64, 64])
     """Hidden layer sizes of the MLP used for vector observations."""
+    fcnet_activation: str = "tanh"
+    """Activation of the MLP's hidden layers: tanh or relu."""
     vf_share_layers: bool = False
     """MLP: the value function shares the policy's hidden layers (else it has its own MLP of
     the same sizes, as RLlib's and CleanRL's defaults). Image networks always share."""
+    initial_log_std: float = 0.0
+    """Continuous actions: the Gaussian policy's log standard deviation at the start (learned
+    from there; 0 is a standard deviation of 1, -0.7 about 0.5)."""
 
 
 @dataclass
@@ -172,6 +177,11 @@ class TrainerConfig:
             raise ConfigError(
                 f"config key 'env_vectorization' must be auto, sync or async, "
                 f"not {self.env_vectorization!r}"
+            )
+        if self.model.fcnet_activation not in ("tanh", "relu"):
+            raise ConfigError(
+                f"config key 'model.fcnet_activation' must be tanh or relu, "
+                f"not {self.model.fcnet_activation!r}"
             )
 
 

@@ -46,6 +46,7 @@ class ActorCritic(nn.Module):
         image: bool,
         obs_norm: RunningMeanStd | None = None,
         value_torso: nn.Module | None = None,
+        initial_log_std: float = 0.0,
     ) -> None:
         super().__init__()
         self.image = image
@@ -59,7 +60,7 @@ class ActorCritic(nn.Module):
         nn.init.orthogonal_(self.policy.weight, gain=0.01)
         nn.init.orthogonal_(self.value.weight, gain=1.0)
         if action.kind == "box":
-            self.log_std = nn.Parameter(torch.zeros(action.num_outputs))
+            self.log_std = nn.Parameter(torch.full((action.num_outputs,), initial_log_std))
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dtype = self.policy.weight.dtype
@@ -222,11 +223,16 @@ def nature_torso(channels: int) -> tuple[nn.Module, int]:
     return torso, 512
 
 
-def mlp_torso(inputs: int, hiddens: Sequence[int]) -> tuple[nn.Module, int]:
-    """Tanh MLP for vector observations."""
+MLP_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def mlp_torso(
+    inputs: int, hiddens: Sequence[int], activation: str = "tanh"
+) -> tuple[nn.Module, int]:
+    """MLP for vector observations (``activation``: a key of :data:`MLP_ACTIVATIONS`)."""
     layers: list[nn.Module] = []
     for size in hiddens:
-        layers += [nn.Linear(inputs, size), nn.Tanh()]
+        layers += [nn.Linear(inputs, size), MLP_ACTIVATIONS[activation]()]
         inputs = size
     return nn.Sequential(*layers), inputs
 
@@ -269,15 +275,21 @@ def build_network(
         action = ActionSpec("discrete", (), n=action)
     name = resolve_network_name(obs_shape, model, obs_dtype=obs_dtype)
     if name == "mlp":
-        torso, size = mlp_torso(math.prod(obs_shape), model.fcnet_hiddens)
+        inputs = math.prod(obs_shape)
+        torso, size = mlp_torso(inputs, model.fcnet_hiddens, model.fcnet_activation)
         norm = RunningMeanStd(tuple(obs_shape)) if normalize_observations else None
         value_torso = None
         if not model.vf_share_layers:
-            value_torso = nn.Sequential(
-                nn.Flatten(), mlp_torso(math.prod(obs_shape), model.fcnet_hiddens)[0]
-            )
+            value_mlp, _ = mlp_torso(inputs, model.fcnet_hiddens, model.fcnet_activation)
+            value_torso = nn.Sequential(nn.Flatten(), value_mlp)
         return ActorCritic(
-            nn.Sequential(nn.Flatten(), torso), size, action, False, norm, value_torso
+            nn.Sequential(nn.Flatten(), torso),
+            size,
+            action,
+            False,
+            norm,
+            value_torso,
+            initial_log_std=model.initial_log_std,
         )
     channels, height, width = obs_shape
     if name == "cnn":

@@ -2,8 +2,9 @@
 
 Inside a submitted run the supervisor sets ``RLFLEET_RUN_ID``, ``RLFLEET_TRACKING_URI`` and
 ``RLFLEET_TRACKER`` for the entry script and every task it starts; a process connected to the
-cluster logs through the tracker actor (fire and forget, flushed at exit). Anywhere else points
-go straight to the MLflow store.
+cluster logs through the tracker actor (fire and forget, flushed at exit), and uploads its files
+through it too: the nodes need no access to the store (nor its credentials). Anywhere else
+points and files go straight to the MLflow store.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import atexit
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rlfleet.tracking.tracker import NAMESPACE
@@ -25,6 +27,7 @@ RUN_ID_ENV = "RLFLEET_RUN_ID"
 TRACKING_URI_ENV = "RLFLEET_TRACKING_URI"
 TRACKER_ENV = "RLFLEET_TRACKER"
 FLUSH_TIMEOUT_S = 30.0
+UPLOAD_TIMEOUT_S = 300.0
 
 Point = tuple[str, float, int, int]
 
@@ -64,6 +67,23 @@ class TrackerWriter:
         import ray
 
         ray.get(self._actor.flush.remote(), timeout=FLUSH_TIMEOUT_S)
+
+    def upload(self, local_path: Path, artifact_path: str | None) -> None:
+        """Attach a file (or every file of a folder) to the run through the tracker, which
+        writes it to the store; returns once it is there."""
+        import ray
+
+        if local_path.is_dir():
+            files = [p for p in sorted(local_path.rglob("*")) if p.is_file()]
+            base = f"{artifact_path}/{local_path.name}" if artifact_path else local_path.name
+            for path in files:
+                parent = path.parent.relative_to(local_path).as_posix()
+                self.upload(path, base if parent == "." else f"{base}/{parent}")
+            return
+        call = self._actor.log_artifact.remote(
+            self._run_id, local_path.name, local_path.read_bytes(), artifact_path
+        )
+        ray.get(call, timeout=UPLOAD_TIMEOUT_S)
 
 
 def connected_to_ray() -> bool:

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rlfleet.compute.cluster import LocalCluster, NodeRecord, use_workspace_token
+from rlfleet.compute.auth import auth_refused, is_auth_error, target_auth_env
+from rlfleet.compute.cluster import LocalCluster, NodeRecord, use_ray_auth, use_workspace_token
 from rlfleet.compute.target import ComputeKind, ComputeTarget
 from rlfleet.errors import ClusterError
 
@@ -39,6 +40,10 @@ class ClusterLease:
     worker_use_gpu: bool = False
     object_store_bytes: int | None = None
     restarts: dict[str, int] = field(default_factory=dict)
+    remote: ComputeTarget | None = None
+    """The ``ray`` target whose existing cluster this is (``None`` for local clusters)."""
+    requested: bool = False
+    """Whether nodes were asked of the cluster's autoscaler (:meth:`request_nodes`)."""
 
     @property
     def cluster_id(self) -> str:
@@ -55,10 +60,17 @@ class ClusterLease:
         """The Jobs API address: the local cluster's, else looked up in the cluster's GCS."""
         if self.local is not None:
             return self.local.dashboard_url
+        if self.remote is not None and self.remote.dashboard_url:
+            return self.remote.dashboard_url
         import ray
 
         # An existing cluster: its dashboard address is what ray.init reports.
-        context = ray.init(address=self.gcs_address, logging_level=logging.WARNING)
+        try:
+            context = ray.init(address=self.gcs_address, logging_level=logging.WARNING)
+        except Exception as err:
+            if self.remote is not None and is_auth_error(err):
+                raise auth_refused(self.remote) from None
+            raise
         url = context.dashboard_url
         ray.shutdown()
         if not url:
@@ -77,7 +89,33 @@ class ClusterLease:
         if self.local is not None:
             self.local.wait_for_nodes(self.node_names, timeout_s=timeout_s, should_stop=should_stop)
         else:
-            _wait_for_node_count(self.gcs_address, self.worker_count + 1, timeout_s, should_stop)
+            self.request_nodes()
+            _wait_for_node_count(
+                self.gcs_address, self.worker_count + 1, timeout_s, should_stop, self.remote
+            )
+
+    def request_nodes(self) -> None:
+        """On an existing cluster with an autoscaler (an ``ssh`` target's): ask it for the
+        run's worker nodes (Ray's ``request_resources``: room for one node's CPUs per node the
+        run needs, the head's included); a cluster without one ignores it. Connects this
+        process to the cluster (as the supervisor's driver)."""
+        import ray
+        from ray.autoscaler.sdk import request_resources
+
+        from rlfleet.tracking.tracker import NAMESPACE
+
+        if not self.worker_count:
+            return
+        if not ray.is_initialized():
+            ray.init(
+                address=self.gcs_address,
+                namespace=NAMESPACE,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+        cpus = self.worker_target.cpus if self.worker_target is not None else 1
+        request_resources(bundles=[{"CPU": cpus}] * (self.worker_count + 1))
+        self.requested = True
 
     def worker_nodes(self) -> dict[str, str]:
         """Ray node id → node name, for the worker nodes this run uses."""
@@ -115,6 +153,21 @@ class ClusterLease:
             restarted.append(node.name)
         return restarted
 
+    def withdraw_request(self) -> None:
+        """Withdraw the request of :meth:`request_nodes` (while connected): the nodes go away
+        once idle for the autoscaler's idle timeout, down to its minimum."""
+        if not self.requested:
+            return
+        import ray
+        from ray.autoscaler.sdk import request_resources
+
+        try:
+            if ray.is_initialized():
+                request_resources(bundles=[])
+                self.requested = False
+        except Exception as err:
+            logger.warning("could not withdraw the request for nodes: %s", err)
+
     def release(self) -> int:
         """Stop what the run started; returns how many of its processes were still left."""
         if self.local is None:
@@ -132,7 +185,10 @@ def acquire(workspace: Workspace, resolved: ResolvedSpec, owner: str) -> Cluster
     count = resolved.node_count
     if head.kind is ComputeKind.RAY:
         assert head.address is not None
-        return ClusterLease(gcs_address=head.address, worker_count=count)
+        use_ray_auth(target_auth_env(workspace, head))
+        return ClusterLease(
+            gcs_address=head.address, worker_count=count, remote=head, worker_target=workers
+        )
 
     use_workspace_token(workspace)
     cluster = LocalCluster.warm_for(workspace, head.name)
@@ -169,8 +225,14 @@ def acquire(workspace: Workspace, resolved: ResolvedSpec, owner: str) -> Cluster
 
 
 def _wait_for_node_count(
-    gcs_address: str, count: int, timeout_s: float, should_stop: Callable[[], bool]
+    gcs_address: str,
+    count: int,
+    timeout_s: float,
+    should_stop: Callable[[], bool],
+    target: ComputeTarget | None = None,
 ) -> None:
+    """Wait until the cluster at ``gcs_address`` has ``count`` nodes alive; a cluster that
+    refuses ``target``'s token is an error at once, not a wait for nodes."""
     from ray.util.state import list_nodes
 
     deadline = time.monotonic() + timeout_s
@@ -181,6 +243,8 @@ def _wait_for_node_count(
                 list_nodes(address=gcs_address, filters=[("state", "=", "ALIVE")], timeout=5)
             )
         except Exception as err:
+            if target is not None and is_auth_error(err):
+                raise auth_refused(target) from None
             logger.debug("cluster at %s not reachable yet: %s", gcs_address, err)
         if alive >= count:
             return

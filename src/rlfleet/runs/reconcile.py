@@ -26,6 +26,8 @@ def reconcile(
     store: TrackingStore, run: MlflowRun, workspace: Workspace | None = None
 ) -> RunStatus:
     """The run's status, after ending it FAILED if it was orphaned."""
+    if record.SUPERVISOR_JOB in run.data.tags and workspace is not None:
+        return _reconcile_remote(store, run, workspace)
     if not record.orphaned(run):
         return record.status_of(run)
     run_id = run.info.run_id
@@ -37,6 +39,57 @@ def reconcile(
     if workspace is not None:
         release_nodes(workspace, run_id)
     for child in store.children(run):
+        record.set_status(store, child.info.run_id, RunStatus.FAILED)
+    record.set_status(store, run_id, RunStatus.FAILED, reason=reason, error=reason)
+    return record.status_of(store.get_run(run_id))
+
+
+REMOTE_CHECK_S = 10.0
+"""How often (at most) a process asks a cluster whether a run's supervisor job still runs."""
+_remote_checked: dict[str, float] = {}
+
+
+def _reconcile_remote(store: TrackingStore, run: MlflowRun, workspace: Workspace) -> RunStatus:
+    """A run supervised on its cluster (runs/remote.py) whose supervisor job ended without
+    ending the run (it could not start there, or was stopped): FAILED, with the job's message.
+    An unreachable cluster changes nothing here."""
+    import time
+
+    status = record.status_of(run)
+    run_id = run.info.run_id
+    now = time.monotonic()
+    if status.is_terminal() or now - _remote_checked.get(run_id, -REMOTE_CHECK_S) < REMOTE_CHECK_S:
+        return status
+    _remote_checked[run_id] = now
+    from rlfleet.compute.auth import target_auth_env
+    from rlfleet.compute.cluster import use_ray_auth
+    from rlfleet.errors import RlfleetError
+
+    try:
+        target = workspace.compute.get(run.data.tags[record.HEAD_TARGET])
+        url = target.dashboard_url
+        if url is None:
+            return status
+        from ray.job_submission import JobSubmissionClient
+
+        use_ray_auth(target_auth_env(workspace, target))
+        info = JobSubmissionClient(url).get_job_info(run.data.tags[record.SUPERVISOR_JOB])
+    except (RlfleetError, KeyError):
+        return status
+    except Exception as err:  # the cluster is unreachable now: nothing to conclude
+        logger.debug("could not ask the cluster about run %s: %s", run_id, err)
+        return status
+    if not info.status.is_terminal():
+        return status
+    fresh = store.get_run(run_id)  # it may have ended the run just before it ended itself
+    if record.status_of(fresh).is_terminal():
+        return record.status_of(fresh)
+    message = (info.message or "").strip().splitlines()
+    reason = (
+        f"its supervisor (Ray job {run.data.tags[record.SUPERVISOR_JOB]} on the cluster) ended "
+        f"{info.status.value} without ending the run" + (f": {message[-1]}" if message else "")
+    )
+    for child in store.children(fresh):
         record.set_status(store, child.info.run_id, RunStatus.FAILED)
     record.set_status(store, run_id, RunStatus.FAILED, reason=reason, error=reason)
     return record.status_of(store.get_run(run_id))

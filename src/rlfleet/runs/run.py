@@ -24,6 +24,7 @@ from rlfleet.runs.context import (
     TRACKING_URI_ENV,
     MetricWriter,
     StoreWriter,
+    TrackerWriter,
     connected_to_ray,
     tracker_writer,
 )
@@ -122,7 +123,12 @@ class Run:
     def log_artifact(
         self, local_path: str | os.PathLike[str], artifact_path: str | None = None
     ) -> None:
-        """Attach a file (or folder) to the run."""
+        """Attach a file (or folder) to the run (inside a submitted run, through the cluster's
+        tracker)."""
+        writer = self._metric_writer()
+        if isinstance(writer, TrackerWriter):
+            writer.upload(Path(local_path), artifact_path)
+            return
         self.store.log_artifact(self.id, local_path, artifact_path)
 
     def _next_step(self, name: str) -> int:

@@ -174,11 +174,15 @@ class RunSpec:
         workers: ComputeTarget | None = None
         if self.worker_configuration is not None:
             workers = workspace.compute.get(self.worker_configuration.compute_target)
-            if workers.kind is not head.kind or workers.address != head.address:
+            if (
+                workers.kind is not head.kind
+                or workers.address != head.address
+                or workers.head_host != head.head_host
+            ):
                 raise RunSpecError(
                     f"worker target {workers.name!r} ({workers.kind.value}) and head target "
                     f"{head.name!r} ({head.kind.value}) must be of the same kind (and, for "
-                    "'ray', the same cluster address)."
+                    "'ray', the same cluster address; for 'ssh', the same head host)."
                 )
             if self.worker_configuration.node_count > workers.max_nodes:
                 raise RunSpecError(

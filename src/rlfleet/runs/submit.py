@@ -5,17 +5,22 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
 
-from rlfleet.compute.cluster import ray_auth_env
+from rlfleet.compute.auth import target_auth_env
+from rlfleet.compute.jobs import jobs_client
+from rlfleet.compute.target import ComputeKind
+from rlfleet.errors import ClusterError, RunSpecError
 from rlfleet.runs import record
+from rlfleet.runs.remote import check_store_reachable, start_supervisor_job
 from rlfleet.runs.run import Run
 from rlfleet.runs.status import RunStatus
 
 if TYPE_CHECKING:
-    from rlfleet.runs.spec import RunSpec
+    from rlfleet.runs.spec import ResolvedSpec, RunSpec
     from rlfleet.workspace import Workspace
 
 _PARAM_LIMIT = 6000  # MLflow's limit for a param value
@@ -37,6 +42,18 @@ def submit(
     """
     resolved = spec.resolve(workspace)
     spec = resolved.spec
+    jobs, view, stop_after = None, resolved, None
+    if resolved.head.kind is ComputeKind.SSH:  # the user's hosts: Ray's launcher starts Ray
+        view = _as_existing_cluster(workspace, resolved)
+        check_store_reachable(workspace, view.head)
+        if not Path(resolved.head.ssh_key or "").is_file():
+            raise RunSpecError(
+                f"the SSH key of compute target {resolved.head.name!r} "
+                f"({resolved.head.ssh_key}) is not a file here."
+            )
+    elif resolved.head.kind is ComputeKind.RAY:  # supervised on the cluster: runs/remote.py
+        check_store_reachable(workspace, resolved.head)
+        jobs = jobs_client(workspace, resolved.head)
     store = workspace.tracking
     experiment_id = store.experiment(
         experiment or workspace.config.default_experiment
@@ -60,7 +77,34 @@ def submit(
     store.log_text(run_id, spec_yaml, "run_spec.yaml")
     _log_params(workspace, run_id, spec)
 
-    proc = _start_supervisor(workspace, run_id)
+    if resolved.head.kind is ComputeKind.SSH:
+        from rlfleet.compute import launcher
+
+        try:
+            record.set_status(store, run_id, RunStatus.STARTING)
+            started = launcher.cluster_up(workspace, resolved.head)
+            jobs = jobs_client(workspace, view.head)
+        except ClusterError as err:
+            record.set_status(store, run_id, RunStatus.FAILED, reason=str(err), error=str(err))
+            raise
+        stop_after = launcher.stop_from_head_command(resolved.head) if started else None
+    if jobs is not None:
+        try:
+            job_id = start_supervisor_job(
+                jobs, workspace, run_id, view, stop_cluster_after=stop_after
+            )
+        except ClusterError as err:
+            record.set_status(store, run_id, RunStatus.FAILED, reason=str(err), error=str(err))
+            raise
+        store.set_tags(
+            run_id,
+            {
+                record.SUPERVISOR_JOB: job_id,
+                record.SUPERVISOR_HOST: f"cluster {resolved.head.address}",
+            },
+        )
+        return Run(run_id, workspace=workspace)
+    proc = _start_supervisor(workspace, run_id, target_auth_env(workspace, resolved.head))
     store.set_tags(
         run_id,
         {
@@ -72,12 +116,29 @@ def submit(
     return Run(run_id, workspace=workspace)
 
 
-def _start_supervisor(workspace: Workspace, run_id: str) -> subprocess.Popen[bytes]:
+def _as_existing_cluster(workspace: Workspace, resolved: ResolvedSpec) -> ResolvedSpec:
+    """An ``ssh`` target's spec as one for the cluster it makes (a ``ray`` target's view)."""
+    from dataclasses import replace
+
+    from rlfleet.compute.launcher import as_ray_target
+
+    head = as_ray_target(workspace, resolved.head)
+    workers = None if resolved.workers is None else as_ray_target(workspace, resolved.workers)
+    return replace(resolved, head=head, workers=workers)
+
+
+def _start_supervisor(
+    workspace: Workspace, run_id: str, auth_env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """The run's supervisor, a process of its own; ``auth_env``: Ray's auth variables for the
+    run's cluster (the workspace's token, or an existing cluster's own)."""
     import os
 
     run_dir = workspace.runs_dir / run_id
-    env = {**os.environ, **ray_auth_env(workspace)}
+    env = {**os.environ, **auth_env}
     env.pop("RAY_ADDRESS", None)
+    if "RAY_AUTH_TOKEN_PATH" in auth_env:
+        env.pop("RAY_AUTH_TOKEN", None)
     with open(run_dir / "supervisor.log", "wb") as log:
         return subprocess.Popen(
             [

@@ -143,14 +143,19 @@ class Supervisor:
         import ray
 
         assert self.lease is not None
-        ray.init(
-            address=self.lease.gcs_address,
-            namespace=NAMESPACE,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-        )
+        if not ray.is_initialized():  # (a lease on an existing cluster may have connected)
+            ray.init(
+                address=self.lease.gcs_address,
+                namespace=NAMESPACE,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
         self._catch_signals()
-        self.tracker = ensure_tracker(self.store.tracking_uri, self.lease.label_selector)
+        self.tracker = ensure_tracker(
+            self.store.tracking_uri,
+            self.lease.label_selector,
+            self.workspace.tracking_credentials(),
+        )
 
     def _submit(self, spec: RunSpec, dashboard_url: str) -> None:
         from ray.job_submission import JobSubmissionClient
@@ -365,6 +370,8 @@ class Supervisor:
                 ray.get(self.tracker.flush.remote(), timeout=15)
             except Exception as err:
                 logger.warning("could not flush the tracker: %s", err)
+        if self.lease is not None:
+            self.lease.withdraw_request()
         self._disconnect()
         if self.lease is not None:
             left = self.lease.release()
@@ -374,6 +381,9 @@ class Supervisor:
             record.set_status(self.store, child, outcome.status)
         self._mark(outcome.status, reason=outcome.reason, error=outcome.error)
         self._save_tensorboard_events()
+        stop_after = self.run_dir / STOP_CLUSTER_AFTER
+        if stop_after.exists():  # a cluster on the user's hosts started for this run
+            stop_cluster_later(stop_after.read_text().strip())
 
     def _save_tensorboard_events(self) -> None:
         """The run's metrics as a TensorBoard event file, attached to the run."""
@@ -392,6 +402,27 @@ class Supervisor:
 
             if ray.is_initialized():
                 ray.shutdown()
+
+
+STOP_CLUSTER_AFTER = "stop_cluster_after"
+"""In the run's folder of a supervisor on its cluster: the command that stops a cluster started
+for the run (runs/submit.py), which the supervisor runs when it has ended the run."""
+
+
+def stop_cluster_later(command: str) -> None:
+    """Run ``command`` (it stops the cluster this process runs on) in a session of its own: it
+    outlives the Ray processes it stops, this one included. Its output: ~/rlfleet-stop.log."""
+    import subprocess
+
+    logger.info("stopping the run's cluster: %s", command)
+    with open(Path("~/rlfleet-stop.log").expanduser(), "ab") as log:
+        subprocess.Popen(
+            ["bash", "--login", "-c", f"sleep 2; {command}"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _load_yaml(path: Path) -> Any:

@@ -31,7 +31,13 @@ def tracker_name(tracking_uri: str) -> str:
 class RunTracker:
     """Buffers metric points per run and writes them with MLflow's ``log_batch``."""
 
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, credentials: tuple[str, str] | None = None) -> None:
+        if credentials is not None:  # a tracking server's user and password (rlfleet server)
+            import os
+
+            os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = (
+                credentials
+            )
         self._store = TrackingStore(tracking_uri)
         self._store.client  # noqa: B018 - open the store now, not on the first metric
         self._pending: dict[str, list[MetricPoint]] = defaultdict(list)
@@ -48,6 +54,18 @@ class RunTracker:
         with self._lock:
             self._pending[run_id].extend(MetricPoint(*p) for p in points)
         self._arrived.set()
+
+    def log_artifact(
+        self, run_id: str, name: str, data: bytes, artifact_path: str | None = None
+    ) -> None:
+        """Attach a file (sent as ``name`` and its bytes) to the run."""
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory(prefix="rlfleet-artifact-") as folder:
+            path = Path(folder) / name
+            path.write_bytes(data)
+            self._store.log_artifact(run_id, path, artifact_path)
 
     def flush(self) -> int:
         """Write everything pending now; returns the number of points written so far."""
@@ -93,11 +111,16 @@ class RunTracker:
                 raise error
 
 
-def ensure_tracker(tracking_uri: str, label_selector: dict[str, str] | None = None) -> Any:
+def ensure_tracker(
+    tracking_uri: str,
+    label_selector: dict[str, str] | None = None,
+    credentials: tuple[str, str] | None = None,
+) -> Any:
     """The cluster's tracker for ``tracking_uri``, started (detached, 0 CPUs) if not running.
 
     The caller must be connected to the cluster (``ray.init``). Returns at once; calls to the
-    actor queue until it is up.
+    actor queue until it is up. ``credentials`` (a tracking server's user and password) go to
+    the actor as an argument: not in its runtime env, which Ray's job and actor listings show.
     """
     import ray
 
@@ -111,4 +134,4 @@ def ensure_tracker(tracking_uri: str, label_selector: dict[str, str] | None = No
     }
     if label_selector:
         options["label_selector"] = label_selector
-    return ray.remote(RunTracker).options(**options).remote(tracking_uri)
+    return ray.remote(RunTracker).options(**options).remote(tracking_uri, credentials)

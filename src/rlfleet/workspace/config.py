@@ -27,6 +27,9 @@ class WorkspaceConfig:
     """A name for the workspace, shown in listings."""
     tracking_uri: str | None = None
     """MLflow tracking URI; ``None`` means the embedded SQLite store in ``.rlfleet/``."""
+    tracking_username: str | None = None
+    """The user of an MLflow server that asks for one (``rlfleet server``'s is ``rlfleet``);
+    the password is kept in ``.rlfleet/tracking_password``, readable by its owner only."""
     artifact_location: str | None = None
     """Where run artifacts go; ``None`` means ``.rlfleet/artifacts`` (or an MLflow server's own)."""
     default_experiment: str = "default"
@@ -50,7 +53,7 @@ class WorkspaceConfig:
             )
         if not isinstance(data.get("name"), str) or not data["name"]:
             raise WorkspaceConfigError(f"{source}: 'name' must be a non-empty string.")
-        for key in ("tracking_uri", "artifact_location"):
+        for key in ("tracking_uri", "tracking_username", "artifact_location"):
             if data.get(key) is not None and not isinstance(data[key], str):
                 raise WorkspaceConfigError(f"{source}: {key!r} must be a string or null.")
         return cls(**data)

@@ -69,8 +69,12 @@ class Workspace:
         *,
         name: str | None = None,
         tracking_uri: str | None = None,
+        tracking_username: str | None = None,
+        tracking_password: str | None = None,
     ) -> Workspace:
-        """Make ``directory`` a workspace; an existing workspace there is returned unchanged."""
+        """Make ``directory`` a workspace; an existing workspace there is returned unchanged.
+        ``tracking_username`` and ``tracking_password``: the credentials of an MLflow server at
+        ``tracking_uri`` (the password is kept in ``.rlfleet/``, not in ``rlfleet.yaml``)."""
         root = Path(directory).resolve()
         config_path = root / CONFIG_FILE_NAME
         if config_path.exists():
@@ -78,10 +82,23 @@ class Workspace:
         if root.exists() and not root.is_dir():
             raise WorkspaceConfigError(f"{root} is a file, not a folder; pick a folder.")
         root.mkdir(parents=True, exist_ok=True)
-        config = WorkspaceConfig(name=name or root.name or "workspace", tracking_uri=tracking_uri)
+        if (tracking_username or tracking_password) and not (
+            tracking_uri and tracking_uri.startswith(SERVER_SCHEMES)
+        ):
+            raise WorkspaceConfigError(
+                "tracking credentials are for an MLflow server: give --tracking-uri "
+                "http://HOST:PORT with them."
+            )
+        config = WorkspaceConfig(
+            name=name or root.name or "workspace",
+            tracking_uri=tracking_uri,
+            tracking_username=tracking_username,
+        )
         workspace = cls(root, config)
         workspace.state_dir.mkdir(exist_ok=True)
         (workspace.state_dir / ".gitignore").write_text("*\n")
+        if tracking_password is not None:
+            _write_secret(workspace.tracking_password_path, tracking_password)
         config.save(config_path)
         return workspace
 
@@ -134,19 +151,42 @@ class Workspace:
         """The token that authenticates the Ray clusters this workspace starts (made once)."""
         path = self.state_dir / "ray_auth_token"
         if not path.exists():
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
+            _write_secret(path, secrets.token_hex(32))
         return path
+
+    @property
+    def tracking_password_path(self) -> Path:
+        """The password of the MLflow server the workspace tracks to (if it needs one)."""
+        return self.state_dir / "tracking_password"
+
+    def tracking_credentials(self) -> tuple[str, str] | None:
+        """``(user, password)`` for the tracking server: the workspace's, else MLflow's own
+        variables (``MLFLOW_TRACKING_USERNAME``/``_PASSWORD``); ``None`` if there are none or
+        the store is not a server."""
+        if not self.tracking_uri.startswith(SERVER_SCHEMES):
+            return None
+        user = self.config.tracking_username or os.environ.get("MLFLOW_TRACKING_USERNAME")
+        password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+        if self.config.tracking_username and self.tracking_password_path.is_file():
+            password = self.tracking_password_path.read_text().strip()
+        if not user or password is None:
+            return None
+        return user, password
 
     # -- parts ----------------------------------------------------------------------------------
 
     @cached_property
     def tracking(self) -> TrackingStore:
-        """The MLflow tracking store of this workspace."""
+        """The MLflow tracking store of this workspace. For a server that asks for credentials
+        they are set in this process's environment, where MLflow's client reads them (and the
+        processes rlfleet starts inherit them: never on a command line)."""
         from rlfleet.tracking.store import TrackingStore
 
+        credentials = self.tracking_credentials()
+        if credentials is not None:
+            os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = (
+                credentials
+            )
         return TrackingStore(self.tracking_uri, artifact_location=self.artifact_location)
 
     @cached_property
@@ -160,3 +200,12 @@ class Workspace:
     def compute_targets(self) -> dict[str, ComputeTarget]:
         """Compute targets by name, as the seed's ``ws.compute_targets``."""
         return {target.name: target for target in self.compute.list()}
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to a new file ``path`` readable by its owner only (replacing any)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)

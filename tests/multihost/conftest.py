@@ -1,0 +1,110 @@
+"""Fixtures for multi-host tests: Networks of hosts made of Linux namespaces (see hosts.py).
+
+Where this machine cannot make them (not root, no ``ip``, no sshd, namespaces refused), the tests
+that use these fixtures skip, saying why.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from multihost.hosts import Host, Network, Unavailable, host_env
+
+from rlfleet import Workspace
+
+SERVER_PORT = 5000
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "multihost: runs on hosts made of Linux namespaces (root; skips without)"
+    )
+
+
+def start_network(hosts: list[str], **options: Any) -> Network:
+    """A started :class:`Network`, or a skip saying why this machine cannot make one."""
+    try:
+        return Network(hosts, **options).start()
+    except Unavailable as reason:
+        pytest.skip(str(reason))
+
+
+@pytest.fixture(scope="module")
+def client_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder only the ``client`` host of ``network`` sees (and the test process)."""
+    return tmp_path_factory.mktemp("client")
+
+
+@pytest.fixture(scope="module")
+def network(client_dir: Path) -> Iterator[Network]:
+    """Hosts ``a``, ``b``, ``c`` and ``client``, each with an sshd; ``client_dir`` is the
+    client's own folder. One per test module: tests leave the hosts as they found them."""
+    net = start_network(["a", "b", "c", "client"], local_dirs={"client": [client_dir]}, ssh=True)
+    try:
+        yield net
+    finally:
+        net.close()
+
+
+@pytest.fixture
+def make_network() -> Iterator[Callable[..., Network]]:
+    """``make_network(hosts, **options)`` starts a Network of one's own; all closed at teardown
+    (closing one earlier is fine)."""
+    made: list[Network] = []
+
+    def make(hosts: list[str], **options: Any) -> Network:
+        made.append(start_network(hosts, **options))
+        return made[-1]
+
+    yield make
+    errors = []
+    for net in made:
+        try:
+            net.close()
+        except RuntimeError as error:
+            errors.append(error)
+    if errors:
+        raise errors[0]
+
+
+def rlfleet(host: Host, *args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    """``rlfleet ARGS`` on ``host`` (no Ray settings of the test process's)."""
+    env = {k: v for k, v in host_env().items() if not k.startswith("RAY_AUTH")}
+    return host.run(
+        [sys.executable, "-m", "rlfleet.cli.main", *args],
+        cwd=cwd, env=env, capture_output=True, timeout=timeout,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server(network: Network, client_dir: Path) -> Iterator[dict]:
+    """``rlfleet server`` of a workspace on the client host, on the client's address."""
+    client = network["client"]
+    ws = Workspace.init(client_dir / "server")
+    log = open(client_dir / "server.log", "w")  # noqa: SIM115 - closed at the end
+    proc = client.popen(
+        [sys.executable, "-m", "rlfleet.cli.main", "server", "--host", client.address,
+         "--port", str(SERVER_PORT)],
+        cwd=ws.root, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://{client.address}:{SERVER_PORT}"
+    probe = f"import urllib.request as u; u.urlopen('{url}/health', timeout=2)"
+    deadline = time.monotonic() + 90
+    while client.run([sys.executable, "-c", probe], capture_output=True).returncode != 0:
+        assert proc.poll() is None and time.monotonic() < deadline, (
+            client_dir / "server.log"
+        ).read_text()
+        time.sleep(0.5)
+    try:
+        yield {"ws": ws, "url": url, "password_file": ws.state_dir / "server" / "password"}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        log.close()
