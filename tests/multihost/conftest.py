@@ -85,26 +85,42 @@ def rlfleet(host: Host, *args: str, cwd: Path, timeout: float = 240) -> subproce
 
 @pytest.fixture(scope="module")
 def server(network: Network, client_dir: Path) -> Iterator[dict]:
-    """``rlfleet server`` of a workspace on the client host, on the client's address."""
+    """``rlfleet server`` of a workspace on the client host, on the client's address; its
+    ``stop()`` and ``start()`` take it down and up again (an outage of the store)."""
     client = network["client"]
     ws = Workspace.init(client_dir / "server")
-    log = open(client_dir / "server.log", "w")  # noqa: SIM115 - closed at the end
-    proc = client.popen(
-        [sys.executable, "-m", "rlfleet.cli.main", "server", "--host", client.address,
-         "--port", str(SERVER_PORT)],
-        cwd=ws.root, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    log = open(client_dir / "server.log", "a")  # noqa: SIM115 - closed at the end
     url = f"http://{client.address}:{SERVER_PORT}"
-    probe = f"import urllib.request as u; u.urlopen('{url}/health', timeout=2)"
-    deadline = time.monotonic() + 90
-    while client.run([sys.executable, "-c", probe], capture_output=True).returncode != 0:
-        assert proc.poll() is None and time.monotonic() < deadline, (
-            client_dir / "server.log"
-        ).read_text()
-        time.sleep(0.5)
+    procs: list[subprocess.Popen] = []
+
+    def start() -> None:
+        command = [
+            sys.executable, "-m", "rlfleet.cli.main", "server", "--host", client.address,
+            "--port", str(SERVER_PORT),
+        ]  # fmt: skip
+        procs.append(client.popen(command, cwd=ws.root, stdout=log, stderr=subprocess.STDOUT))
+        probe = f"import urllib.request as u; u.urlopen('{url}/health', timeout=2)"
+        deadline = time.monotonic() + 90
+        while client.run([sys.executable, "-c", probe], capture_output=True).returncode != 0:
+            assert procs[-1].poll() is None and time.monotonic() < deadline, (
+                client_dir / "server.log"
+            ).read_text()
+            time.sleep(0.5)
+
+    def stop() -> None:
+        if procs and procs[-1].poll() is None:
+            procs[-1].send_signal(signal.SIGTERM)
+            assert procs[-1].wait(timeout=30) == 0
+
+    start()
     try:
-        yield {"ws": ws, "url": url, "password_file": ws.state_dir / "server" / "password"}
+        yield {
+            "ws": ws,
+            "url": url,
+            "password_file": ws.state_dir / "server" / "password",
+            "start": start,
+            "stop": stop,
+        }
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        stop()
         log.close()

@@ -534,9 +534,21 @@ class Network:
             "name": host.name,
             "home": pwd.getpwuid(0).pw_dir,  # root's, as sshd sees it
             "hidden": [str(p) for p in [*self.hidden, *others]],
-            "local_dirs": [str(p) for p in host.local_dirs],
+            "local_dirs": [str(p) for p in [*shared_dirs(), *host.local_dirs]],
             "etc_hosts": etc_hosts,
         }
+
+
+def shared_dirs() -> list[Path]:
+    """The repository and the venv where a host's private folders would hide them (a checkout
+    under /tmp, as a CI's may be): bound back on every host, so that hosts run the same code."""
+    repository = HOSTS_PY.parents[2]
+    private = [Path(path) for path in PRIVATE_DIRS]
+    return [
+        path
+        for path in dict.fromkeys([repository, Path(sys.prefix)])
+        if any(path.is_relative_to(folder) for folder in private)
+    ]
 
 
 def host_env() -> dict[str, str]:

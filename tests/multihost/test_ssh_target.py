@@ -24,6 +24,9 @@ pytestmark = [pytest.mark.multihost, pytest.mark.cluster]
 VENV_BIN = Path(sys.executable).parent
 SCRIPTS = Path(__file__).resolve().parents[1] / "runs" / "scripts"
 IDLE_TIMEOUT_MIN = 0.25
+POINTS = 80
+"""Counted every half second: 40 s, a 30 s outage of the tracking server in the middle."""
+OUTAGE_S = 30
 
 
 def ray_left(host: Host) -> list:
@@ -62,8 +65,9 @@ def lab(network: Network, server: dict, client_dir: Path) -> Iterator[dict]:
 def test_the_seed_s_workflow_on_three_hosts_outlives_its_client(network, server, lab):
     """A run of the head and two worker nodes: ``rlfleet submit`` starts Ray on a (the
     autoscaler brings b and c up for the run), the client is killed while it follows the run,
-    and a new client on another host sees it COMPLETED and whole; Ray is stopped on every host
-    afterwards (the cluster was started for the run)."""
+    the tracking server is down for 30 s while the run logs, and a new client on another host
+    sees the run COMPLETED and whole; Ray is stopped on every host afterwards (the cluster was
+    started for the run)."""
     client, a, b, c = (network[h] for h in ("client", "a", "b", "c"))
     ws = lab["ws"]
     spec = ws / "run.yaml"
@@ -72,7 +76,7 @@ def test_the_seed_s_workflow_on_three_hosts_outlives_its_client(network, server,
             {
                 "source_directory": str(SCRIPTS),
                 "entry_script": "on_every_node.py",
-                "script_params": {"--points": 16},
+                "script_params": {"--points": POINTS},
                 "compute_target": "lab",
                 "worker_configuration": {"compute_target": "lab", "node_count": 2},
                 "cluster_coordination_timeout_seconds": 180,
@@ -96,6 +100,9 @@ def test_the_seed_s_workflow_on_three_hosts_outlives_its_client(network, server,
         time.sleep(0.5)
     follower.kill()  # the laptop closes
     follower.wait()
+    logged_before = len(store.get_metric_history(run_id, "count"))
+    server["stop"]()  # the tracking server is down for 30 s while the run logs
+    stopped = time.monotonic()
 
     # A host without the cluster's token can neither submit nor read: 401 without, 403 with a
     # wrong one (Ray's token authentication on the cluster rlfleet started).
@@ -110,6 +117,10 @@ def test_the_seed_s_workflow_on_three_hosts_outlives_its_client(network, server,
     for token, code in (("", "401"), ("0" * 64, "403")):
         answer = c.run([sys.executable, "-c", probe, jobs, token], capture_output=True)
         assert answer.stdout.strip() == code, (token, answer.stdout, answer.stderr[-500:])
+
+    time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped)))
+    server["start"]()
+    assert logged_before < POINTS // 2  # most points were logged during or after the outage
 
     c.path("/tmp/password").write_text(server["password_file"].read_text())
     made = rlfleet(
@@ -127,11 +138,11 @@ def test_the_seed_s_workflow_on_three_hosts_outlives_its_client(network, server,
         out = rlfleet(c, "runs", "metrics", run_id, name, "--json", cwd=other).stdout
         return sorted((p["step"], p["value"]) for p in json.loads(out)["points"])
 
-    assert points("count") == [(i, float(i)) for i in range(16)]  # none lost
+    assert points("count") == [(i, float(i)) for i in range(POINTS)]  # none lost
     assert points("task_index") == [(0, 0.0), (1, 1.0), (2, 2.0)]
     log = rlfleet(c, "runs", "logs", run_id, cwd=other).stdout
     assert re.search(rf"tasks ran on {a.address} {b.address} {c.address}\n", log), log
-    assert "counted 16" in log
+    assert f"counted {POINTS}" in log
     children = {child["role"]: child for child in shown["children"]}
     assert set(children) == {"head", "worker"}, shown["children"]
     assert children["head"]["logs"] and len(children["worker"]["logs"]) == 2, children

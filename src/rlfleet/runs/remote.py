@@ -53,6 +53,13 @@ logger = logging.getLogger(__name__)
 SOURCE = "source"
 """The entry script's folder, inside the supervisor job's working directory."""
 SUPERVISOR_JOB_PREFIX = "rlfleet-supervisor-"
+SUPERVISOR_ENV = {
+    "PYTHONUNBUFFERED": "1",
+    # MLflow's client retries a request to a server that is down with a backoff: 0, 2, 4, 8,
+    # 16 s here (its default waits minutes); the supervisor's writes ride out a short outage.
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
 
 
 def supervisor_job_id(run_id: str) -> str:
@@ -124,7 +131,7 @@ def start_supervisor_job(
             client.submit_job(
                 entrypoint=f"python -m rlfleet.runs.supervisor --workspace . --run-id {run_id}",
                 submission_id=job_id,
-                runtime_env={"working_dir": str(bundle), "env_vars": {"PYTHONUNBUFFERED": "1"}},
+                runtime_env={"working_dir": str(bundle), "env_vars": SUPERVISOR_ENV},
                 entrypoint_num_cpus=0,
                 metadata={"rlfleet_run_id": run_id, "rlfleet_role": "supervisor"},
             )

@@ -51,6 +51,8 @@ LOG_UPLOAD_S = 3.0
 NODE_LOG_UPLOAD_S = 15.0
 """Worker nodes' logs are fetched through Ray's state API (whole files): this often."""
 ERROR_TAIL_LINES = 25
+FINAL_FLUSH_S = 300.0
+"""How long the end of a run waits for the store to take its last metrics."""
 
 
 @dataclass
@@ -364,12 +366,7 @@ class Supervisor:
     def _finish(self, outcome: Outcome) -> None:
         self._upload_logs(final=True)
         if self.tracker is not None and not self.cluster_lost:
-            try:
-                import ray
-
-                ray.get(self.tracker.flush.remote(), timeout=15)
-            except Exception as err:
-                logger.warning("could not flush the tracker: %s", err)
+            self._flush_tracker()
         if self.lease is not None:
             self.lease.withdraw_request()
         self._disconnect()
@@ -384,6 +381,23 @@ class Supervisor:
         stop_after = self.run_dir / STOP_CLUSTER_AFTER
         if stop_after.exists():  # a cluster on the user's hosts started for this run
             stop_cluster_later(stop_after.read_text().strip())
+
+    def _flush_tracker(self) -> None:
+        """Wait until the tracker has written every point: a store that is down for a while
+        (a tracking server restarting) is waited for, up to FINAL_FLUSH_S."""
+        import ray
+
+        deadline = time.monotonic() + FINAL_FLUSH_S
+        while True:
+            try:
+                ray.get(self.tracker.flush.remote(), timeout=30)
+                return
+            except Exception as err:
+                if time.monotonic() > deadline:
+                    logger.error("could not write the run's last metrics: %s", err)
+                    return
+                logger.warning("waiting for the store to write the last metrics: %s", err)
+                time.sleep(2)
 
     def _save_tensorboard_events(self) -> None:
         """The run's metrics as a TensorBoard event file, attached to the run."""

@@ -32,12 +32,18 @@ class RunTracker:
     """Buffers metric points per run and writes them with MLflow's ``log_batch``."""
 
     def __init__(self, tracking_uri: str, credentials: tuple[str, str] | None = None) -> None:
-        if credentials is not None:  # a tracking server's user and password (rlfleet server)
-            import os
+        import os
 
+        if credentials is not None:  # a tracking server's user and password (rlfleet server)
             os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = (
                 credentials
             )
+        # A server that is down fails a write at once (MLflow's client would retry it for
+        # minutes, holding every point behind it): the points stay pending here and the write
+        # is tried again every FLUSH_INTERVAL_S until the server is back.
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "20"
+        self._failing = False
         self._store = TrackingStore(tracking_uri)
         self._store.client  # noqa: B018 - open the store now, not on the first metric
         self._pending: dict[str, list[MetricPoint]] = defaultdict(list)
@@ -80,8 +86,14 @@ class RunTracker:
             self._arrived.clear()
             try:
                 self._write_pending()
-            except Exception:  # keep the points and try again on the next tick
-                logger.exception("tracker: writing metrics failed; will retry")
+            except Exception as err:  # keep the points and try again on the next tick
+                if not self._failing:
+                    logger.warning("tracker: writing metrics failed (%s); will retry", err)
+                self._failing = True
+            else:
+                if self._failing:
+                    logger.warning("tracker: writing metrics again")
+                self._failing = False
 
     def _write_pending(self) -> None:
         from mlflow.exceptions import MlflowException
