@@ -126,6 +126,7 @@ def _die_with_parent() -> None:
 def init_host(spec: Mapping[str, Any]) -> NoReturn:
     """PID 1 of a host: set up its view of the machine (see the module docstring), say "ready"
     on stdout, then reap the orphans that come to it (``ray start`` daemonizes) until killed."""
+    shared = [os.open(path, os.O_RDONLY | os.O_DIRECTORY) for path in spec["shared"]]
     own = [os.open(path, os.O_RDONLY | os.O_DIRECTORY) for path in spec["local_dirs"]]
     cgroup = os.open("/sys/fs/cgroup", os.O_RDONLY | os.O_DIRECTORY)  # sysfs covers it next
     _drop_namespace_files()
@@ -139,6 +140,9 @@ def init_host(spec: Mapping[str, Any]) -> NoReturn:
     _mount("overlay", home, "overlay", 0, options)
     _mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC)  # of this host's network
     _mount(f"/proc/self/fd/{cgroup}", "/sys/fs/cgroup", None, MS_BIND | MS_REC)
+    for path, fd in zip(spec["shared"], shared, strict=True):  # before hiding what is in them
+        os.makedirs(path, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
     for path in spec["hidden"]:
         os.makedirs(path, exist_ok=True)
         _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
@@ -148,7 +152,7 @@ def init_host(spec: Mapping[str, Any]) -> NoReturn:
     Path(HOST_DIR, "hosts").write_text(spec["etc_hosts"])
     _mount(f"{HOST_DIR}/hosts", "/etc/hosts", None, MS_BIND)
     socket.sethostname(spec["name"])
-    for fd in [*own, cgroup]:
+    for fd in [*shared, *own, cgroup]:
         os.close(fd)
     print("ready", flush=True)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -534,7 +538,8 @@ class Network:
             "name": host.name,
             "home": pwd.getpwuid(0).pw_dir,  # root's, as sshd sees it
             "hidden": [str(p) for p in [*self.hidden, *others]],
-            "local_dirs": [str(p) for p in [*shared_dirs(), *host.local_dirs]],
+            "shared": [str(p) for p in shared_dirs()],
+            "local_dirs": [str(p) for p in host.local_dirs],
             "etc_hosts": etc_hosts,
         }
 

@@ -56,8 +56,8 @@ SUPERVISOR_JOB_PREFIX = "rlfleet-supervisor-"
 SUPERVISOR_ENV = {
     "PYTHONUNBUFFERED": "1",
     # MLflow's client retries a request to a server that is down with a backoff: 0, 2, 4, 8,
-    # 16 s here (its default waits minutes); the supervisor's writes ride out a short outage.
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5",
+    # 16, 32, 64 s here (about 2 minutes in all): the supervisor's writes ride out an outage.
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
 }
 
