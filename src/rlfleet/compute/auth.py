@@ -53,14 +53,12 @@ def token_file_for(workspace: Workspace, name: str, token_file: str | None) -> s
 
 
 def _save_token(workspace: Workspace, name: str, token: str) -> Path:
+    from rlfleet.workspace.workspace import write_secret
+
     folder = workspace.state_dir / "tokens"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = folder / name
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token)
-    return path
+    write_secret(folder / name, token)
+    return folder / name
 
 
 def target_auth_env(workspace: Workspace, target: ComputeTarget) -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from rlfleet.compute.target import ComputeKind
 from rlfleet.runs import record
 from rlfleet.runs.status import RunStatus
 
@@ -61,19 +62,17 @@ def _reconcile_remote(store: TrackingStore, run: MlflowRun, workspace: Workspace
     if status.is_terminal() or now - _remote_checked.get(run_id, -REMOTE_CHECK_S) < REMOTE_CHECK_S:
         return status
     _remote_checked[run_id] = now
-    from rlfleet.compute.auth import target_auth_env
-    from rlfleet.compute.cluster import use_ray_auth
+    from rlfleet.compute.jobs import jobs_client
     from rlfleet.errors import RlfleetError
 
     try:
         target = workspace.compute.get(run.data.tags[record.HEAD_TARGET])
-        url = target.dashboard_url
-        if url is None:
-            return status
-        from ray.job_submission import JobSubmissionClient
+        if target.kind is ComputeKind.SSH:
+            from rlfleet.compute.launcher import as_ray_target
 
-        use_ray_auth(target_auth_env(workspace, target))
-        info = JobSubmissionClient(url).get_job_info(run.data.tags[record.SUPERVISOR_JOB])
+            target = as_ray_target(workspace, target)
+        client = jobs_client(workspace, target)
+        info = client.get_job_info(run.data.tags[record.SUPERVISOR_JOB])
     except (RlfleetError, KeyError):
         return status
     except Exception as err:  # the cluster is unreachable now: nothing to conclude

@@ -39,7 +39,7 @@ import yaml
 from rlfleet.compute.jobs import jobs_api_error
 from rlfleet.errors import RunSpecError
 from rlfleet.workspace import CONFIG_FILE_NAME
-from rlfleet.workspace.workspace import SERVER_SCHEMES, STATE_DIR_NAME
+from rlfleet.workspace.workspace import SERVER_SCHEMES, STATE_DIR_NAME, write_secret
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
@@ -155,7 +155,7 @@ def _write_bundle(workspace: Workspace, run_id: str, resolved: ResolvedSpec, bun
         data = replace(target, token_file=None).to_dict()
         (state / "compute" / f"{target.name}.yaml").write_text(yaml.safe_dump(data))
     if credentials is not None:
-        (state / "tracking_password").write_text(credentials[1])
+        write_secret(state / "tracking_password", credentials[1])
     spec = replace(resolved.spec, source_directory=SOURCE)
     (state / "runs" / run_id).mkdir(parents=True)
     (state / "runs" / run_id / "spec.yaml").write_text(spec.to_yaml())

@@ -16,12 +16,13 @@ http://HOST:PORT --tracking-username rlfleet --tracking-password-file FILE``.
 from __future__ import annotations
 
 import configparser
-import os
 import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from rlfleet.workspace.workspace import write_secret
 
 if TYPE_CHECKING:
     from rlfleet.workspace import Workspace
@@ -56,9 +57,7 @@ def server_files(workspace: Workspace) -> ServerFiles:
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     files = ServerFiles(folder)
     if not files.password.exists():
-        fd = os.open(files.password, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(24))
+        write_secret(files.password, secrets.token_urlsafe(24))
     config = configparser.ConfigParser()
     config["mlflow"] = {
         "default_permission": "READ",
@@ -104,9 +103,7 @@ def _secret_key(files: ServerFiles) -> str:
     """The Flask secret of the auth app's forms (CSRF), kept with the password."""
     path = files.folder / "secret_key"
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
+        write_secret(path, secrets.token_hex(32))
     return path.read_text().strip()
 
 

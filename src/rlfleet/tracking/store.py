@@ -219,6 +219,14 @@ class TrackingStore:
         return Path(self.client.download_artifacts(run_id, path, str(dst)))
 
 
+def use_credentials(credentials: tuple[str, str]) -> None:
+    """Make this process's MLflow client send ``(user, password)`` to a tracking server
+    (MLflow reads them from its variables at each request; never on a command line)."""
+    import os
+
+    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = credentials
+
+
 def redact_uri(uri: str) -> str:
     """The URI with its password, if any, shown as ``***`` (for printing)."""
     parts = urlsplit(uri)

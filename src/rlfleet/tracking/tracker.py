@@ -15,7 +15,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from rlfleet.tracking.store import MetricPoint, TrackingStore
+from rlfleet.tracking.store import MetricPoint, TrackingStore, use_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +35,7 @@ class RunTracker:
         import os
 
         if credentials is not None:  # a tracking server's user and password (rlfleet server)
-            os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = (
-                credentials
-            )
+            use_credentials(credentials)
         # A server that is down fails a write at once (MLflow's client would retry it for
         # minutes, holding every point behind it): the points stay pending here and the write
         # is tried again every FLUSH_INTERVAL_S until the server is back.

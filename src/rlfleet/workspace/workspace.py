@@ -98,7 +98,7 @@ class Workspace:
         workspace.state_dir.mkdir(exist_ok=True)
         (workspace.state_dir / ".gitignore").write_text("*\n")
         if tracking_password is not None:
-            _write_secret(workspace.tracking_password_path, tracking_password)
+            write_secret(workspace.tracking_password_path, tracking_password)
         config.save(config_path)
         return workspace
 
@@ -151,7 +151,7 @@ class Workspace:
         """The token that authenticates the Ray clusters this workspace starts (made once)."""
         path = self.state_dir / "ray_auth_token"
         if not path.exists():
-            _write_secret(path, secrets.token_hex(32))
+            write_secret(path, secrets.token_hex(32))
         return path
 
     @property
@@ -180,13 +180,11 @@ class Workspace:
         """The MLflow tracking store of this workspace. For a server that asks for credentials
         they are set in this process's environment, where MLflow's client reads them (and the
         processes rlfleet starts inherit them: never on a command line)."""
-        from rlfleet.tracking.store import TrackingStore
+        from rlfleet.tracking.store import TrackingStore, use_credentials
 
         credentials = self.tracking_credentials()
         if credentials is not None:
-            os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = (
-                credentials
-            )
+            use_credentials(credentials)
         return TrackingStore(self.tracking_uri, artifact_location=self.artifact_location)
 
     @cached_property
@@ -202,7 +200,7 @@ class Workspace:
         return {target.name: target for target in self.compute.list()}
 
 
-def _write_secret(path: Path, text: str) -> None:
+def write_secret(path: Path, text: str) -> None:
     """Write ``text`` to a new file ``path`` readable by its owner only (replacing any)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
