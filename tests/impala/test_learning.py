@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import time
 
+import psutil
 import pytest
 import ray
 
+from rlfleet.impala import actors
 from rlfleet.impala.actors import RaySampler, cluster_has_worker_nodes
 from rlfleet.impala.config import ImpalaConfig, StopConfig
 from rlfleet.impala.loop import ImpalaTrainer, train
@@ -35,7 +37,7 @@ def local_ray(monkeypatch):
     ray.shutdown()
 
 
-def test_cartpole_learns_with_ray_actors_and_counts_a_brief_loss(local_ray):
+def test_cartpole_learns_with_ray_actors_and_counts_a_brief_loss(local_ray, monkeypatch):
     assert cluster_has_worker_nodes()
     config = ImpalaConfig.from_dict({**CARTPOLE, "num_workers": 2})
     trainer = ImpalaTrainer("CartPole-v1", config)
@@ -60,6 +62,28 @@ def test_cartpole_learns_with_ray_actors_and_counts_a_brief_loss(local_ray):
             sampler.next_rollout()
         assert sampler.fewest_healthy_workers() == 1  # the low point, though both are back
         assert sampler.fewest_healthy_workers() == 2  # and from then on
+
+        # An actor that stops delivering (its node cut off: Ray would not call it lost for
+        # about a minute) counts as not healthy after STALL_MIN_S, and as healthy once it
+        # delivers again; the other one goes on meanwhile.
+        monkeypatch.setattr(actors, "STALL_MIN_S", 2.0)
+        stalled = psutil.Process(
+            ray.get(sampler.actors[1].__ray_call__.remote(lambda self: os.getpid()))
+        )
+        stalled.suspend()
+        try:
+            deadline = time.monotonic() + 30
+            while sampler.healthy_workers == 2:
+                assert time.monotonic() < deadline, "a silent actor still counts as healthy"
+                sampler.next_rollout()
+            assert sampler.fewest_healthy_workers() == 1 and sampler.worker_failures == 1
+        finally:
+            stalled.resume()
+        deadline = time.monotonic() + 30
+        while sampler.healthy_workers == 1:
+            assert time.monotonic() < deadline, "the actor delivers again but is not counted"
+            sampler.next_rollout()
+        assert sampler.worker_failures == 1  # not lost: it just delivered late
     finally:
         trainer.close()
     assert result["episode_reward_mean"] >= 150, result

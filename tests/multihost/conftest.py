@@ -6,6 +6,7 @@ that use these fixtures skip, saying why.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -14,12 +15,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from multihost.hosts import Host, Network, Unavailable, host_env
 
 from rlfleet import Workspace
 
 SERVER_PORT = 5000
+VENV_BIN = Path(sys.executable).parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -72,6 +75,41 @@ def make_network() -> Iterator[Callable[..., Network]]:
             errors.append(error)
     if errors:
         raise errors[0]
+
+
+def ssh_workspace(
+    network: Network, server: dict, folder: Path, target: str, workers: list[str], *options: str
+) -> Path:
+    """A client workspace in ``folder`` tracking to ``server``, with an ``ssh`` target named
+    ``target``: head host ``a``, ``workers`` as its worker hosts (``options``: more flags of
+    ``compute create``). Every host has Ray and rlfleet on the PATH of a login shell (Ray's
+    launcher runs ``bash --login``), as a user's hosts would."""
+    for host in ["a", *workers]:
+        network[host].path("/root/.bashrc").write_text(f"export PATH={VENV_BIN}:$PATH\n")
+    client = network["client"]
+    made = rlfleet(
+        client, "init", str(folder), "--tracking-uri", server["url"], "--tracking-username",
+        "rlfleet", "--tracking-password-file", str(server["password_file"]), cwd=folder.parent,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    hosts = ",".join(network[h].address for h in workers)
+    created = rlfleet(
+        client, "compute", "create", target, "--kind", "ssh", "--head-host", network["a"].address,
+        "--hosts", hosts, "--ssh-user", network.ssh_user, "--ssh-key", network.ssh_key_path,
+        *options, cwd=folder,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    return folder
+
+
+def ray_left(host: Host) -> list:
+    """Processes of Ray (or of runs) on ``host``: anything but its sshd."""
+    left = []
+    for proc in host.processes():
+        with contextlib.suppress(psutil.Error):  # gone meanwhile
+            if proc.name() != "sshd":
+                left.append(proc)
+    return left
 
 
 def rlfleet(host: Host, *args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:

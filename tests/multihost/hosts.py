@@ -477,6 +477,18 @@ class Network:
             host._wait_sshd()
         self.ssh = True
 
+    def cut(self, name: str) -> None:
+        """Unplug host ``name``'s cable: its port on the switch goes down (packets to and from it
+        are dropped; what runs on it goes on, alone)."""
+        _ip("-n", self.prefix, "link", "set", self._port(name), "down")
+
+    def reconnect(self, name: str) -> None:
+        """Plug host ``name``'s cable back in."""
+        _ip("-n", self.prefix, "link", "set", self._port(name), "up")
+
+    def _port(self, name: str) -> str:
+        return f"p{list(self.hosts).index(name)}"
+
     def close(self, grace: float = 2) -> None:
         """Stop everything on the hosts and remove the namespaces; safe to call twice.
 
@@ -514,8 +526,8 @@ class Network:
         self._add_netns(switch)
         _ip("-n", switch, "link", "add", "br0", "type", "bridge")
         _ip("-n", switch, "link", "set", "br0", "up")
-        for i, host in enumerate(self.hosts.values()):
-            port = f"p{i}"
+        for host in self.hosts.values():
+            port = self._port(host.name)
             self._add_netns(host.netns)
             _ip("-n", switch, "link", "add", port, "type", "veth", "peer", "eth0", "netns", host.netns)  # fmt: skip
             _ip("-n", switch, "link", "set", port, "master", "br0", "up")

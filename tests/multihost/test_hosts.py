@@ -110,6 +110,26 @@ def test_hosts_reach_each_other_by_name(network: Network) -> None:
     assert server.wait(timeout=10) == 0
 
 
+def test_a_cut_host_is_out_of_reach_until_reconnected(network: Network) -> None:
+    """``cut`` unplugs a host's cable: a connection from another host fails; the host's own
+    processes go on; ``reconnect`` brings it back."""
+    b = network["b"]
+    server = python_on(b, ECHO_SERVER, b.address, stdout=subprocess.PIPE)
+    assert server.stdout
+    port = server.stdout.readline().strip()
+    network.cut("b")
+    try:
+        failed = python_on(network["client"], CONNECT, "b", port, stderr=subprocess.PIPE)
+        error = failed.communicate(timeout=10)[1]
+        assert failed.returncode != 0 and ("timed out" in error or "No route" in error), error
+        assert server.poll() is None
+    finally:
+        network.reconnect("b")
+    client = python_on(network["client"], CONNECT, "b", port, stdout=subprocess.PIPE)
+    assert client.communicate(timeout=10)[0].strip() == "PING FROM CLIENT"
+    assert server.wait(timeout=10) == 0
+
+
 def test_the_test_process_has_no_way_onto_the_network(make_network: Callable[..., Network]) -> None:
     before = root_links()
     net = make_network(["x", "y"])

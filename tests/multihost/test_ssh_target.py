@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from multihost.conftest import rlfleet
-from multihost.hosts import Host, Network, host_env
+from multihost.conftest import ray_left, rlfleet, ssh_workspace
+from multihost.hosts import Network, host_env
 from support import wait_until
 
 pytestmark = [pytest.mark.multihost, pytest.mark.cluster]
 
-VENV_BIN = Path(sys.executable).parent
 SCRIPTS = Path(__file__).resolve().parents[1] / "runs" / "scripts"
 IDLE_TIMEOUT_MIN = 0.25
 POINTS = 80
@@ -29,37 +28,18 @@ POINTS = 80
 OUTAGE_S = 30
 
 
-def ray_left(host: Host) -> list:
-    """Processes of Ray (or of runs) on ``host``: anything but its sshd."""
-    return [p for p in host.processes() if p.name() != "sshd"]
-
-
 @pytest.fixture(scope="module")
 def lab(network: Network, server: dict, client_dir: Path) -> Iterator[dict]:
     """The client's workspace, tracking to the server, with an ``ssh`` target ``lab``: head
-    host a, worker hosts b and c, 0 to 2 worker nodes. Every host has Ray and rlfleet on the
-    PATH of a login shell (Ray's launcher runs ``bash --login``), as a user's hosts would."""
-    for host in (network["a"], network["b"], network["c"]):
-        host.path("/root/.bashrc").write_text(f"export PATH={VENV_BIN}:$PATH\n")
-    client = network["client"]
-    ws = client_dir / "lab"
-    made = rlfleet(
-        client, "init", str(ws), "--tracking-uri", server["url"], "--tracking-username",
-        "rlfleet", "--tracking-password-file", str(server["password_file"]), cwd=client_dir,
+    host a, worker hosts b and c, 0 to 2 worker nodes."""
+    ws = ssh_workspace(
+        network, server, client_dir / "lab", "lab", ["b", "c"], "--min-nodes", "0",
+        "--idle-timeout", str(IDLE_TIMEOUT_MIN),
     )  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    hosts = f"{network['b'].address},{network['c'].address}"
-    created = rlfleet(
-        client, "compute", "create", "lab", "--kind", "ssh", "--head-host",
-        network["a"].address, "--hosts", hosts, "--ssh-user", network.ssh_user, "--ssh-key",
-        network.ssh_key_path, "--min-nodes", "0", "--idle-timeout", str(IDLE_TIMEOUT_MIN),
-        cwd=ws,
-    )  # fmt: skip
-    assert created.returncode == 0, created.stderr
     try:
         yield {"ws": ws}
     finally:
-        rlfleet(client, "cluster", "down", "lab", cwd=ws, timeout=300)
+        rlfleet(network["client"], "cluster", "down", "lab", cwd=ws, timeout=300)
 
 
 def test_the_seed_s_workflow_on_three_hosts_outlives_its_client(network, server, lab):

@@ -64,3 +64,44 @@ def test_a_run_whose_supervisor_died_does_not_stay_running(workspace):
     )
     assert reconcile(store, store.get_run(run_id), workspace) is RunStatus.FAILED
     assert "exited without ending the run" in store.get_run(run_id).data.tags[record.STATUS_REASON]
+
+
+def test_a_remote_run_is_failed_only_when_its_head_is_gone_and_its_supervisor_silent(
+    workspace, monkeypatch
+):
+    """A run supervised on its cluster (runs/remote.py) whose head does not answer (here: a
+    port nothing listens on): RUNNING while its supervisor's heartbeat is fresh (the client's
+    own network may be what fails), FAILED with the reason once it is older than HEAD_LOST_S."""
+    import socket
+    import time
+
+    from rlfleet import ComputeTarget
+    from rlfleet.compute.target import ComputeKind
+    from rlfleet.runs import reconcile as module
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # free again once closed: nothing answers there
+    workspace.compute.create(
+        ComputeTarget(
+            "gone", kind=ComputeKind.RAY, address=f"127.0.0.1:{port}",
+            dashboard_address=f"127.0.0.1:{port}",
+        )
+    )  # fmt: skip
+    store = workspace.tracking
+    experiment = store.experiment("remote").experiment_id
+    tags = {record.STATUS: "RUNNING", record.SUPERVISOR_JOB: "rlfleet-supervisor-x",
+            record.HEAD_TARGET: "gone"}  # fmt: skip
+    run_id = store.create_run(experiment, tags=tags)
+    child = store.create_run(experiment, tags={record.STATUS: "RUNNING"}, parent_id=run_id)
+    monkeypatch.setattr(module, "REMOTE_CHECK_S", 0.0)
+    store.set_tags(run_id, {record.SUPERVISOR_HEARTBEAT: f"{time.time() - 5:.0f}"})
+    assert reconcile(store, store.get_run(run_id), workspace) is RunStatus.RUNNING
+
+    store.set_tags(
+        run_id, {record.SUPERVISOR_HEARTBEAT: f"{time.time() - module.HEAD_LOST_S - 5:.0f}"}
+    )
+    assert reconcile(store, store.get_run(run_id), workspace) is RunStatus.FAILED
+    reason = store.get_run(run_id).data.tags[record.STATUS_REASON]
+    assert reason.startswith(f"lost its cluster: the head (http://127.0.0.1:{port})"), reason
+    assert record.status_of(store.get_run(child)) is RunStatus.FAILED

@@ -128,11 +128,27 @@ def cluster_config(workspace: Workspace, target: ComputeTarget) -> dict[str, Any
             f"{_ray_start_options(target, 'head')}",
         ],
         "worker_start_ray_commands": [
-            "ray stop",
+            f"pkill -f '{WATCHDOG[:-1]}[{WATCHDOG[-1]}]'; ray stop",
             f"chmod 600 {REMOTE_TOKEN} && {auth_env} ray start --address=$RAY_HEAD_IP:{GCS_PORT} "
-            f"{_ray_start_options(target, 'worker')}",
+            f"{_ray_start_options(target, 'worker')} && {_watchdog()}",
         ],
     }
+
+
+WATCHDOG = "rlfleet-node-watchdog"
+
+
+def _watchdog() -> str:
+    """A process left on a worker host that stops the rest of the node (``ray stop``) once its
+    raylet has gone. The autoscaler scales a ``local`` cluster down by draining the raylet,
+    which leaves the node's other processes (log monitor, agents) on the host for good; a
+    blocking ``ray start`` does not stop them either (a drained raylet exits 0, which it takes
+    for a graceful exit). The next start on the host ends an old watchdog first."""
+    loop = (
+        'r=$(pgrep -n -x raylet); while [ -n "$r" ] && kill -0 "$r" 2>/dev/null; do sleep 2; '
+        "done; ray stop --force"
+    )
+    return f"(setsid nohup sh -c '{loop}' {WATCHDOG} > /dev/null 2>&1 < /dev/null &)"
 
 
 def write_config(workspace: Workspace, target: ComputeTarget) -> Path:

@@ -14,6 +14,12 @@ worker node with room (at once if one has, else when a node joins). A probe call
 is back, and it gets sample requests again. ``healthy_workers`` and ``worker_failures`` say
 where things stand; ``fewest_healthy_workers()`` the low point since it was last asked, so that
 an outage shorter than an iteration still shows in the iteration's metrics.
+
+Stalled actors: an actor whose node is cut off from the cluster (a network partition) is not
+lost for Ray until its health checks have failed for about a minute; its requests just wait.
+An actor that has delivered before and now has delivered nothing for :data:`STALL_MIN_S` (or 3
+times the slowest rollout seen, if longer) counts as not healthy until it delivers again:
+training goes on with the others, and the metrics and the log say so.
 """
 
 from __future__ import annotations
@@ -37,7 +43,10 @@ NO_ROLLOUT_TIMEOUT_S = 600.0
 """Training fails when no actor has delivered a rollout for this long (all lost, none back)."""
 
 PROBE_INTERVAL_S = 1.0
-"""How often a lost actor is asked whether it is back."""
+"""How often a lost actor is asked whether it is back (and stalled actors looked for)."""
+
+STALL_MIN_S = 10.0
+"""An actor that delivered before and now delivers nothing for this long counts as stalled."""
 
 
 def _lost_actor_errors() -> tuple[type[Exception], ...]:
@@ -133,6 +142,11 @@ class RaySampler:
         self._pending: dict[Any, Any] = {}  # sample request -> actor
         self._lost: dict[Any, float] = {}  # lost actor -> when it was last probed
         self._probes: dict[Any, Any] = {}  # probe call -> lost actor
+        self._waiting_since: dict[Any, float] = {}  # actor with requests out -> since when
+        self._delivered: set[Any] = set()  # actors that delivered a rollout
+        self._stalled: set[Any] = set()
+        self._slowest = 0.0  # the longest wait for a rollout of an actor that had delivered
+        self._next_stall_check = 0.0
         self.worker_failures = 0
         self._fewest_healthy = len(self.actors)
         try:
@@ -162,7 +176,7 @@ class RaySampler:
 
     @property
     def healthy_workers(self) -> int:
-        return len(self.actors) - len(self._lost)
+        return len(self.actors) - len(self._lost.keys() | self._stalled)
 
     def fewest_healthy_workers(self) -> int:
         fewest, self._fewest_healthy = self._fewest_healthy, self.healthy_workers
@@ -175,8 +189,9 @@ class RaySampler:
         deadline = time.monotonic() + NO_ROLLOUT_TIMEOUT_S
         while True:
             self._probe_lost()
+            self._find_stalled()
             waiting = [*self._pending, *self._probes]
-            timeout = PROBE_INTERVAL_S if self._lost else None
+            timeout = PROBE_INTERVAL_S
             if waiting:
                 ready, _ = ray.wait(waiting, num_returns=1, timeout=timeout)
             else:  # every actor lost, and each was just probed
@@ -201,6 +216,7 @@ class RaySampler:
                     self._to_submit += 1
                 self._lose(actor, error)
                 continue
+            self._on_delivery(actor)
             if self.synchronous:
                 self._fill()
             else:
@@ -216,7 +232,58 @@ class RaySampler:
         self._probes.clear()
 
     def _submit(self, actor: Any) -> None:
+        self._waiting_since.setdefault(actor, time.monotonic())
         self._pending[actor.sample.remote(self._weights_ref, self._version)] = actor
+
+    def _on_delivery(self, actor: Any) -> None:
+        now = time.monotonic()
+        since = self._waiting_since.pop(actor, now)
+        if actor in self._delivered and actor not in self._stalled:
+            self._slowest = max(self._slowest, now - since)
+        self._delivered.add(actor)
+        if actor in self._pending.values():
+            self._waiting_since[actor] = now
+        if actor in self._stalled:
+            self._stalled.discard(actor)
+            logger.warning(
+                "rollout actor %d delivers again after %.0f s; %d of %d actors sampling",
+                self.actors.index(actor) + 1,
+                now - since,
+                self.healthy_workers,
+                len(self.actors),
+            )
+
+    def _find_stalled(self) -> None:
+        """Mark as stalled the actors that delivered before and whose requests have waited
+        too long (not merely waiting here to be taken: none of them is ready)."""
+        import ray
+
+        now = time.monotonic()
+        if now < self._next_stall_check:
+            return
+        self._next_stall_check = now + PROBE_INTERVAL_S
+        limit = max(STALL_MIN_S, 3 * self._slowest)
+        for actor, since in self._waiting_since.items():
+            if (
+                actor not in self._delivered
+                or actor in self._stalled
+                or actor in self._lost
+                or now - since <= limit
+            ):
+                continue
+            refs = [ref for ref, owner in self._pending.items() if owner is actor]
+            if not refs or ray.wait(refs, num_returns=1, timeout=0)[0]:
+                continue
+            self._stalled.add(actor)
+            self._fewest_healthy = min(self._fewest_healthy, self.healthy_workers)
+            logger.warning(
+                "rollout actor %d has delivered nothing for %.0f s (is its node cut off?); "
+                "going on with %d of %d actors",
+                self.actors.index(actor) + 1,
+                now - since,
+                self.healthy_workers,
+                len(self.actors),
+            )
 
     def _fill(self) -> None:
         """Synchronous: give each idle healthy actor one of the requests still to make."""
@@ -233,6 +300,8 @@ class RaySampler:
             return
         self.worker_failures += 1
         self._lost[actor] = 0.0
+        self._stalled.discard(actor)
+        self._waiting_since.pop(actor, None)
         self._fewest_healthy = min(self._fewest_healthy, self.healthy_workers)
         for ref in [ref for ref, owner in self._pending.items() if owner is actor]:
             del self._pending[ref]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +115,8 @@ class RolloutWorker:
         num_threads = cfg.env_num_threads or max(1, round(cfg.num_cpus_per_worker))
         if worker_index == 0:  # in the driver process: let the env use every core
             num_threads = cfg.env_num_threads or (os.cpu_count() or 1)
+        else:  # an actor: Ray copies this line into the trainer's log, with the node's address
+            print(f"rollout actor {worker_index} on {socket.gethostname()}", flush=True)
         self.env, first_obs = make_vector_env(
             env_id,
             num_envs=cfg.num_envs_per_worker,

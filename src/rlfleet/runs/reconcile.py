@@ -47,13 +47,21 @@ def reconcile(
 
 REMOTE_CHECK_S = 10.0
 """How often (at most) a process asks a cluster whether a run's supervisor job still runs."""
+HEAD_LOST_S = 45.0
+"""A run supervised on its cluster is FAILED when its head does not answer and the supervisor
+has written nothing to the run (its heartbeat, every 10 s) for this long. With the checks'
+own intervals, a client that follows the run (``runs wait``) sees it FAILED within
+:data:`HEAD_LOST_BOUND_S` of the head's loss; any client on its first look after that."""
+HEAD_LOST_BOUND_S = 90
+HEAD_PROBE_TIMEOUT_S = 5.0
 _remote_checked: dict[str, float] = {}
 
 
 def _reconcile_remote(store: TrackingStore, run: MlflowRun, workspace: Workspace) -> RunStatus:
     """A run supervised on its cluster (runs/remote.py) whose supervisor job ended without
     ending the run (it could not start there, or was stopped): FAILED, with the job's message.
-    An unreachable cluster changes nothing here."""
+    A cluster out of reach: FAILED only once its supervisor too has been silent for
+    :data:`HEAD_LOST_S` (the head lost for good, not a client's own network trouble)."""
     import time
 
     status = record.status_of(run)
@@ -71,23 +79,64 @@ def _reconcile_remote(store: TrackingStore, run: MlflowRun, workspace: Workspace
             from rlfleet.compute.launcher import as_ray_target
 
             target = as_ray_target(workspace, target)
-        client = jobs_client(workspace, target)
-        info = client.get_job_info(run.data.tags[record.SUPERVISOR_JOB])
     except (RlfleetError, KeyError):
         return status
-    except Exception as err:  # the cluster is unreachable now: nothing to conclude
+    if not _answers(target.dashboard_url):
+        return _fail_if_silent(store, run, target.dashboard_url)
+    try:
+        info = jobs_client(workspace, target).get_job_info(run.data.tags[record.SUPERVISOR_JOB])
+    except RlfleetError:
+        return status
+    except Exception as err:  # the cluster is unreachable now: nothing to conclude yet
         logger.debug("could not ask the cluster about run %s: %s", run_id, err)
         return status
     if not info.status.is_terminal():
         return status
-    fresh = store.get_run(run_id)  # it may have ended the run just before it ended itself
+    message = (info.message or "").strip().splitlines()
+    return _fail(
+        store,
+        run_id,
+        f"its supervisor (Ray job {run.data.tags[record.SUPERVISOR_JOB]} on the cluster) ended "
+        f"{info.status.value} without ending the run" + (f": {message[-1]}" if message else ""),
+    )
+
+
+def _answers(url: str | None) -> bool:
+    """Whether something accepts a connection at ``url``'s host and port, within seconds."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url or "")
+    try:
+        with socket.create_connection(
+            (parts.hostname or "", parts.port or 80), timeout=HEAD_PROBE_TIMEOUT_S
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def _fail_if_silent(store: TrackingStore, run: MlflowRun, url: str | None) -> RunStatus:
+    import time
+
+    tags = run.data.tags
+    last = float(tags.get(record.SUPERVISOR_HEARTBEAT, run.info.start_time / 1000))
+    silent = time.time() - last
+    if silent < HEAD_LOST_S:
+        return record.status_of(run)
+    when = time.strftime("%H:%M:%S", time.localtime(last))
+    return _fail(
+        store,
+        run.info.run_id,
+        f"lost its cluster: the head ({url}) does not answer and the run's supervisor there has "
+        f"written nothing since {when} ({silent:.0f} s)",
+    )
+
+
+def _fail(store: TrackingStore, run_id: str, reason: str) -> RunStatus:
+    fresh = store.get_run(run_id)  # it may have ended the run just before
     if record.status_of(fresh).is_terminal():
         return record.status_of(fresh)
-    message = (info.message or "").strip().splitlines()
-    reason = (
-        f"its supervisor (Ray job {run.data.tags[record.SUPERVISOR_JOB]} on the cluster) ended "
-        f"{info.status.value} without ending the run" + (f": {message[-1]}" if message else "")
-    )
     for child in store.children(fresh):
         record.set_status(store, child.info.run_id, RunStatus.FAILED)
     record.set_status(store, run_id, RunStatus.FAILED, reason=reason, error=reason)

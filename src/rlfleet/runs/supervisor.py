@@ -51,6 +51,10 @@ LOG_UPLOAD_S = 3.0
 NODE_LOG_UPLOAD_S = 15.0
 """Worker nodes' logs are fetched through Ray's state API (whole files): this often."""
 ERROR_TAIL_LINES = 25
+HEARTBEAT_S = 10.0
+"""How often the supervisor writes the time to the run (``rlfleet.supervisor.heartbeat``): a
+client that can reach neither the run's cluster nor this word from it for long ends the run
+(runs/reconcile.py)."""
 FINAL_FLUSH_S = 300.0
 """How long the end of a run waits for the store to take its last metrics."""
 
@@ -192,9 +196,12 @@ class Supervisor:
 
         assert self.client is not None
         started = time.monotonic()
-        next_tag_check = next_upload = next_node_upload = 0.0
+        next_tag_check = next_upload = next_node_upload = next_heartbeat = 0.0
         while True:
             now = time.monotonic()
+            if now >= next_heartbeat:
+                next_heartbeat = now + HEARTBEAT_S
+                self._heartbeat()
             if now >= next_tag_check:
                 next_tag_check = now + poll_interval(
                     now - started, CANCEL_TAG_POLL_S, SLOW_CANCEL_TAG_POLL_S
@@ -230,6 +237,12 @@ class Supervisor:
                     next_node_upload = now + NODE_LOG_UPLOAD_S
                 self._upload_logs(nodes=nodes)
             time.sleep(poll_interval(now - started, POLL_S, SLOW_POLL_S))
+
+    def _heartbeat(self) -> None:
+        try:
+            self.store.set_tags(self.run_id, {record.SUPERVISOR_HEARTBEAT: f"{time.time():.0f}"})
+        except Exception as err:  # the store may be briefly unreachable; the run goes on
+            logger.warning("could not write the heartbeat: %s", err)
 
     def _check_nodes(self) -> None:
         """Fail at once if the head node died; record worker nodes that die or come back, and

@@ -121,6 +121,30 @@ class RunTracker:
                 raise error
 
 
+def _head_node_id() -> str:
+    """The connected cluster's head node: the one rlfleet labelled so (an ``ssh`` target's),
+    else the one Ray's Jobs API takes for the head, else the caller's."""
+    import ray
+
+    labelled = [
+        node["NodeID"]
+        for node in ray.nodes()
+        if node.get("Alive") and (node.get("Labels") or {}).get("rlfleet/role") == "head"
+    ]
+    if labelled:
+        return labelled[0]
+    try:
+        from ray._private import ray_constants
+        from ray.experimental.internal_kv import _internal_kv_get
+
+        head = _internal_kv_get(
+            ray_constants.KV_HEAD_NODE_ID_KEY, namespace=ray_constants.KV_NAMESPACE_JOB
+        )
+    except Exception:  # an internal API of Ray's: fall back to where the caller runs
+        head = None
+    return head.decode() if head else ray.get_runtime_context().get_node_id()
+
+
 def ensure_tracker(
     tracking_uri: str,
     label_selector: dict[str, str] | None = None,
@@ -128,7 +152,8 @@ def ensure_tracker(
 ) -> Any:
     """The cluster's tracker for ``tracking_uri``, started (detached, 0 CPUs) if not running.
 
-    The caller must be connected to the cluster (``ray.init``). Returns at once; calls to the
+    Without ``label_selector`` it goes on the cluster's head node. The caller must be connected to
+    the cluster (``ray.init``). Returns at once; calls to the
     actor queue until it is up. ``credentials`` (a tracking server's user and password) go to
     the actor as an argument: not in its runtime env, which Ray's job and actor listings show.
     """
@@ -144,4 +169,9 @@ def ensure_tracker(
     }
     if label_selector:
         options["label_selector"] = label_selector
+    else:  # a cluster of other hosts: on its head node, so that it pins no worker node (idle
+        # ones go away) and is not cut off with a worker host
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(_head_node_id(), soft=False)
     return ray.remote(RunTracker).options(**options).remote(tracking_uri, credentials)
