@@ -24,22 +24,6 @@ CARTPOLE = {
 }
 
 
-SHARED_FIXTURES = ("trained_cartpole", "warm_workspace")
-"""Session fixtures that cost a cluster or a training each: under pytest-xdist (scripts/test runs
-two workers), the tests that use one run on one worker, so that it is made once."""
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("multihost"):
-            group = "multihost"  # one network of hosts at a time: the machine has 2 cores
-        else:
-            group = next((f for f in SHARED_FIXTURES if f in item.fixturenames), None)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
 class TrainedRun(NamedTuple):
     run: Run
     shown: dict[str, Any]

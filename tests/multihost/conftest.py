@@ -39,6 +39,17 @@ def start_network(hosts: list[str], **options: Any) -> Network:
         pytest.skip(str(reason))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_module_at_a_time() -> Iterator[None]:
+    """One module of these tests at a time on the machine (scripts/test runs two test
+    processes): their hosts run whole Ray clusters, and two at once on 2 cores would time out."""
+    import fcntl
+
+    with open("/tmp/rlfleet-multihost-tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="module")
 def client_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder only the ``client`` host of ``network`` sees (and the test process)."""
