@@ -8,6 +8,7 @@ supervisor's machine checks it. The nodes that run started are then stopped too.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from rlfleet.compute.target import ComputeKind
@@ -39,10 +40,7 @@ def reconcile(
     )
     if workspace is not None:
         release_nodes(workspace, run_id)
-    for child in store.children(run):
-        record.set_status(store, child.info.run_id, RunStatus.FAILED)
-    record.set_status(store, run_id, RunStatus.FAILED, reason=reason, error=reason)
-    return record.status_of(store.get_run(run_id))
+    return _fail(store, run_id, reason)
 
 
 REMOTE_CHECK_S = 10.0
@@ -62,8 +60,6 @@ def _reconcile_remote(store: TrackingStore, run: MlflowRun, workspace: Workspace
     ending the run (it could not start there, or was stopped): FAILED, with the job's message.
     A cluster out of reach: FAILED only once its supervisor too has been silent for
     :data:`HEAD_LOST_S` (the head lost for good, not a client's own network trouble)."""
-    import time
-
     status = record.status_of(run)
     run_id = run.info.run_id
     now = time.monotonic()
@@ -117,8 +113,6 @@ def _answers(url: str | None) -> bool:
 
 
 def _fail_if_silent(store: TrackingStore, run: MlflowRun, url: str | None) -> RunStatus:
-    import time
-
     tags = run.data.tags
     last = float(tags.get(record.SUPERVISOR_HEARTBEAT, run.info.start_time / 1000))
     silent = time.time() - last
@@ -134,6 +128,7 @@ def _fail_if_silent(store: TrackingStore, run: MlflowRun, url: str | None) -> Ru
 
 
 def _fail(store: TrackingStore, run_id: str, reason: str) -> RunStatus:
+    """End the run and its children FAILED (unless it ended meanwhile); its status after."""
     fresh = store.get_run(run_id)  # it may have ended the run just before
     if record.status_of(fresh).is_terminal():
         return record.status_of(fresh)
