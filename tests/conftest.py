@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -31,6 +32,13 @@ class TrainedRun(NamedTuple):
     exit_code: int
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The multi-host tests first. scripts/test runs two test processes; these tests (one group,
+    ``xdist_group("multihost")``, in one process) mostly wait (on autoscalers, cut cables, idle
+    timeouts) and take longest, so they start at once, beside the rest in the other process."""
+    items.sort(key=lambda item: item.get_closest_marker("multihost") is None)
+
+
 @pytest.fixture(autouse=True)
 def _keep_ray_env() -> Iterator[None]:
     """Tests may point this process at a workspace's clusters (or tracking server, with its
@@ -42,6 +50,16 @@ def _keep_ray_env() -> Iterator[None]:
         if key not in saved:
             del os.environ[key]
     os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _keep_float_mode() -> Iterator[None]:
+    """A learner built in this process flushes subnormal floats to zero in its thread (see
+    rlfleet.impala.cpu); a test that builds one without a trainer to restore the mode must not
+    leave it to the tests after it (Hypothesis refuses to draw floats then)."""
+    yield
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_flush_denormal(False)  # (off is the default)
 
 
 def _make_workspace(root: Path) -> Workspace:

@@ -15,6 +15,8 @@ pytest.importorskip("ray.rllib")
 pytestmark = pytest.mark.cluster
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "pong_rllib"
+EPISODES = 300
+"""CartPole's episodes last about 20 steps while it learns little: several iterations' worth."""
 
 
 def test_seed_arguments_run_rllib_impala_and_log_to_the_run(warm_workspace):
@@ -29,11 +31,12 @@ def test_seed_arguments_run_rllib_impala_and_log_to_the_run(warm_workspace):
             "num_workers": 1,
             "sample_batch_size": 50,
             "num_learners": 0,
-            "min_time_s_per_iteration": 2,  # IMPALA's default is 10 s an iteration
+            "min_time_s_per_iteration": 1,  # IMPALA's default is 10 s an iteration
         }
     )
-    # 5 iterations: the first ones may end while the env runner is still starting (no episodes).
-    params["--stop"] = json.dumps({"training_iteration": 5})
+    # Episodes, not iterations: the first iterations may end while the env runner is still
+    # starting (no episodes), for as long as the machine is busy.
+    params["--stop"] = json.dumps({"episodes_total": EPISODES})
     spec = RunSpec(
         source_directory=str(EXAMPLE / "files"),
         entry_script=seed["entry_script"],
@@ -46,8 +49,8 @@ def test_seed_arguments_run_rllib_impala_and_log_to_the_run(warm_workspace):
     assert status is RunStatus.COMPLETED, run.to_dict()["error"]
     episodes = run.get_metric_history("episodes_total")
     steps = [p.step for p in episodes]  # one point per iteration with episodes in it
-    assert len(steps) >= 2 and steps == sorted(set(steps)) and steps[-1] == 5, steps
-    assert episodes[-1].value > episodes[0].value > 0
+    assert len(steps) >= 2 and steps == sorted(set(steps)), steps
+    assert episodes[-1].value >= EPISODES and episodes[-1].value > episodes[0].value > 0
     rewards = run.get_metric_history("episode_reward_mean")
     assert rewards and all(8 <= p.value <= 500 for p in rewards)  # CartPole returns
     assert "Algorithm config:" in run.driver_log()

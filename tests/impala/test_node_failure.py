@@ -7,13 +7,16 @@ restart the lost actor on it, the run must record all of it, and the reward must
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 
 import pytest
 from support import processes_with, wait_until
 
 from rlfleet import RunStatus
-from rlfleet.compute.cluster import LocalCluster
+from rlfleet.compute.cluster import LocalCluster, ray_auth_env
 from rlfleet.compute.processes import session_processes
 from rlfleet.impala.presets import CARTPOLE
 from rlfleet.train import submit_training
@@ -66,6 +69,21 @@ def test_a_dead_worker_node_is_replaced_and_learning_goes_on(workspace):
     assert wait_until(lambda: _metric(run, "num_healthy_workers")[-1] == 2.0, timeout=90), (
         "the lost actor never came back: " + _story(run)
     )
+    # The dead node stays in Ray's list as DEAD: asking for the alive ones still works (Ray's
+    # state API raised on the rows its filter dropped, and a run waiting for nodes waited in vain).
+    # (In a process of its own: Ray keeps the token of the first cluster a process talks to.)
+    check = (
+        "import sys\n"
+        "from rlfleet.compute.cluster import alive_nodes\n"
+        "from rlfleet.runs.lease import _wait_for_node_count\n"
+        "print(len(alive_nodes(sys.argv[1], timeout=10)))\n"
+        "_wait_for_node_count(sys.argv[1], 3, 10, lambda: False)\n"
+    )
+    env = {**os.environ, **ray_auth_env(workspace)}
+    alive = subprocess.run(
+        [sys.executable, "-c", check, cluster.gcs_address], env=env, capture_output=True, text=True
+    )
+    assert alive.returncode == 0 and alive.stdout.split() == ["3"], alive.stderr[-2000:]
     assert run.wait_for_completion(timeout_s=120) is RunStatus.COMPLETED, run.to_dict()["error"]
 
     healthy = _metric(run, "num_healthy_workers")

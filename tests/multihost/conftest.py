@@ -50,17 +50,20 @@ def _one_module_at_a_time() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder only the ``client`` host of ``network`` sees (and the test process)."""
     return tmp_path_factory.mktemp("client")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def network(client_dir: Path) -> Iterator[Network]:
-    """Hosts ``a``, ``b``, ``c`` and ``client``, each with an sshd; ``client_dir`` is the
-    client's own folder. One per test module: tests leave the hosts as they found them."""
-    net = start_network(["a", "b", "c", "client"], local_dirs={"client": [client_dir]}, ssh=True)
+    """Hosts ``a``, ``b``, ``c``, ``d`` and ``client``, each with an sshd; ``client_dir`` is
+    the client's own folder. One for the session (a Network and its sshds take seconds to
+    start): tests and modules leave the hosts as they found them."""
+    net = start_network(
+        ["a", "b", "c", "d", "client"], local_dirs={"client": [client_dir]}, ssh=True
+    )
     try:
         yield net
     finally:
@@ -132,10 +135,11 @@ def rlfleet(host: Host, *args: str, cwd: Path, timeout: float = 240) -> subproce
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(network: Network, client_dir: Path) -> Iterator[dict]:
     """``rlfleet server`` of a workspace on the client host, on the client's address; its
-    ``stop()`` and ``start()`` take it down and up again (an outage of the store)."""
+    ``stop()`` and ``start()`` take it down and up again (an outage of the store; a test that
+    stops it starts it again)."""
     client = network["client"]
     ws = Workspace.init(client_dir / "server")
     log = open(client_dir / "server.log", "a")  # noqa: SIM115 - closed at the end

@@ -24,7 +24,7 @@ import psutil
 import pytest
 from multihost.hosts import Host, Network, sweep_stale, unavailable_reason
 
-pytestmark = pytest.mark.multihost
+pytestmark = [pytest.mark.multihost, pytest.mark.xdist_group("multihost")]
 
 ECHO_SERVER = """\
 import socket, sys
@@ -95,7 +95,7 @@ def test_each_host_has_its_address_and_name(network: Network) -> None:
         assert addresses == ["lo 127.0.0.1/8", f"eth0 {host.address}/24"]
         assert out(host, "ip -o -6 addr show | awk '{print $2, $4}'") == "lo ::1/128"
         assert out(host, "hostname") == host.name
-    resolved = out(network["client"], "getent hosts a b c client").splitlines()
+    resolved = out(network["client"], "getent hosts " + " ".join(network.hosts)).splitlines()
     assert [line.split() for line in resolved] == [
         [h.address, h.name] for h in network.hosts.values()
     ]

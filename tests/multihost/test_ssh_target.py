@@ -19,7 +19,7 @@ from multihost.conftest import ray_left, rlfleet, ssh_workspace
 from multihost.hosts import Network, host_env
 from support import wait_until
 
-pytestmark = [pytest.mark.multihost, pytest.mark.cluster]
+pytestmark = [pytest.mark.multihost, pytest.mark.xdist_group("multihost"), pytest.mark.cluster]
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "runs" / "scripts"
 IDLE_TIMEOUT_MIN = 0.25

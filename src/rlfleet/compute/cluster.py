@@ -369,8 +369,6 @@ class LocalCluster:
             ClusterError: a node exited, or ``timeout_s`` passed; the message names the nodes
                 still missing.
         """
-        from ray.util.state import list_nodes
-
         deadline = time.monotonic() + timeout_s
         joined: set[str] = set()
         while True:
@@ -384,12 +382,7 @@ class LocalCluster:
                     )
             if port_open(self.gcs_port) and port_open(self.dashboard_port):
                 try:
-                    states = list_nodes(
-                        address=self.gcs_address,
-                        filters=[("state", "=", "ALIVE")],
-                        timeout=5,
-                        raise_on_missing_output=False,
-                    )
+                    states = alive_nodes(self.gcs_address, timeout=5)
                     joined = {s.labels.get("rlfleet/node", "") for s in states}
                 except Exception as err:  # the dashboard is still starting
                     if "InvalidAuthToken" in str(err):
@@ -444,6 +437,20 @@ class LocalCluster:
     def processes(self) -> list[int]:
         """PIDs of every process of this cluster still alive."""
         return [p.pid for p in session_processes(n.pid for n in self.nodes)]
+
+
+def alive_nodes(address: str, timeout: float) -> list:
+    """The alive nodes of the cluster at ``address`` (Ray's state API). Ray counts a filter's
+    dropped rows as "missing output" and raises by default: once a node has died, asking for
+    the alive ones alone would fail for good."""
+    from ray.util.state import list_nodes
+
+    return list_nodes(
+        address=address,
+        filters=[("state", "=", "ALIVE")],
+        timeout=timeout,
+        raise_on_missing_output=False,
+    )
 
 
 def remove_in_background(path: str) -> None:

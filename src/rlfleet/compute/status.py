@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rlfleet.compute.auth import auth_refused, is_auth_error, target_auth_env
-from rlfleet.compute.cluster import LocalCluster, use_ray_auth
+from rlfleet.compute.cluster import LocalCluster, alive_nodes, use_ray_auth
 from rlfleet.compute.target import ComputeKind, ComputeTarget
 
 if TYPE_CHECKING:
@@ -61,13 +61,9 @@ def target_status(workspace: Workspace, target: ComputeTarget) -> TargetStatus:
 
 
 def _remote_status(workspace: Workspace, target: ComputeTarget) -> TargetStatus:
-    from ray.util.state import list_nodes
-
     use_ray_auth(target_auth_env(workspace, target))
     try:
-        states = list_nodes(
-            address=target.dashboard_url, filters=[("state", "=", "ALIVE")], timeout=5
-        )
+        states = alive_nodes(target.dashboard_url, timeout=5)
     except Exception as err:
         if is_auth_error(err):
             return TargetStatus(target, None, None, error=str(auth_refused(target)))

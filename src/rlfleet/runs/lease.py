@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rlfleet.compute.auth import auth_refused, is_auth_error, target_auth_env
-from rlfleet.compute.cluster import LocalCluster, NodeRecord, use_ray_auth, use_workspace_token
+from rlfleet.compute.cluster import (
+    LocalCluster,
+    NodeRecord,
+    alive_nodes,
+    use_ray_auth,
+    use_workspace_token,
+)
 from rlfleet.compute.target import ComputeKind, ComputeTarget
 from rlfleet.errors import ClusterError
 
@@ -119,9 +125,7 @@ class ClusterLease:
 
     def worker_nodes(self) -> dict[str, str]:
         """Ray node id → node name, for the worker nodes this run uses."""
-        from ray.util.state import list_nodes
-
-        states = list_nodes(address=self.gcs_address, filters=[("state", "=", "ALIVE")], timeout=10)
+        states = alive_nodes(self.gcs_address, timeout=10)
         found = {}
         for state in states:
             name = state.labels.get("rlfleet/node") or state.node_name or state.node_id[:8]
@@ -233,15 +237,11 @@ def _wait_for_node_count(
 ) -> None:
     """Wait until the cluster at ``gcs_address`` has ``count`` nodes alive; a cluster that
     refuses ``target``'s token is an error at once, not a wait for nodes."""
-    from ray.util.state import list_nodes
-
     deadline = time.monotonic() + timeout_s
     alive = 0
     while True:
         try:
-            alive = len(
-                list_nodes(address=gcs_address, filters=[("state", "=", "ALIVE")], timeout=5)
-            )
+            alive = len(alive_nodes(gcs_address, timeout=5))
         except Exception as err:
             if target is not None and is_auth_error(err):
                 raise auth_refused(target) from None
