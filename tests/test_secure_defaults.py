@@ -11,6 +11,7 @@ checked here: the token is what guards them.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -24,16 +25,27 @@ import psutil
 import pytest
 import requests
 import torch
-from support import cli_in_process, free_port, listening_addresses, still_alive, wait_until
+from support import (
+    cli_in_process,
+    free_port,
+    listening_addresses,
+    processes_with,
+    still_alive,
+    wait_until,
+    write_spec,
+)
 
-from rlfleet import Workspace
+from rlfleet import Run, RunStatus, Workspace
 from rlfleet.compute.cluster import LocalCluster, ray_auth_env
+from rlfleet.compute.processes import session_processes
 from rlfleet.impala.checkpoint import load_checkpoint
 from rlfleet.tracking.store import MetricPoint
 
 
 @contextmanager
-def serving(args: list[str], workspace: Workspace, port: int) -> Iterator[list[str]]:
+def serving(
+    args: list[str], workspace: Workspace, port: int, env: dict[str, str] | None = None
+) -> Iterator[list[str]]:
     """Run ``rlfleet ARGS`` (a server) until it listens on ``port``; yields the addresses it
     listens on there, then stops it (Ctrl-C to its process group) and checks it is gone."""
     log = workspace.state_dir / f"server-{port}.log"
@@ -41,6 +53,7 @@ def serving(args: list[str], workspace: Workspace, port: int) -> Iterator[list[s
         proc = subprocess.Popen(
             [sys.executable, "-m", "rlfleet.cli.main", *args, "--port", str(port)],
             cwd=workspace.root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
         )  # fmt: skip
     try:
         up = wait_until(lambda: listening_addresses(port) or proc.poll() is not None, 120)
@@ -73,6 +86,48 @@ def test_tensorboard_listens_on_loopback_only(workspace):
     with serving(["tensorboard", run_id], workspace, port) as addresses:
         assert addresses == ["127.0.0.1"]
         assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+
+
+@pytest.mark.cluster
+def test_nothing_rlfleet_starts_sends_usage_data(workspace, tmp_path):
+    """A user whose environment says nothing of telemetry runs ``rlfleet ui`` and submits a run:
+    every process that this starts (the UI's server, the run's supervisor, the cluster's nodes,
+    Ray's workers, the entry script) has MLflow's telemetry off, and Ray's have its usage stats
+    off too (telemetry.py)."""
+    quiet = ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK", "RAY_USAGE_STATS_ENABLED")
+    env = {k: v for k, v in os.environ.items() if k not in quiet}
+    spec = write_spec(tmp_path / "run.yaml", entry_script="sleeps.py")
+    port = free_port()
+    with serving(["ui"], workspace, port, env=env):
+        ui = [p for p in processes_with(f"--port {port}") if "mlflow" in " ".join(p.cmdline())]
+        submitted = subprocess.run(
+            [sys.executable, "-m", "rlfleet.cli.main", "submit", str(spec), "--json"],
+            cwd=workspace.root, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr
+        run = Run(json.loads(submitted.stdout)["id"], workspace=workspace)
+        try:
+            assert wait_until(lambda: "started" in run.get_metrics(), 120), run.to_dict()
+            [cluster] = LocalCluster.all(workspace)
+            nodes = session_processes(node.pid for node in cluster.nodes)
+            supervisor = processes_with(f"--run-id {run.id}")
+            entry = processes_with(
+                "sleeps.py"
+            )  # (Ray's Jobs API starts it in a session of its own)
+            assert ui and supervisor and entry, (ui, supervisor, entry)
+            checked = []
+            for proc in [*ui, *supervisor, *nodes, *entry]:
+                seen = proc.environ()
+                if not seen:  # (Ray's workers retitle themselves, which blanks it in /proc)
+                    continue
+                assert seen.get("MLFLOW_DISABLE_TELEMETRY") == "true", proc.cmdline()
+                if proc in nodes:
+                    assert seen.get("RAY_USAGE_STATS_ENABLED") == "0", proc.cmdline()
+                checked.append(proc.name())
+            assert {"raylet", "gcs_server"} <= set(checked), checked  # (children inherit theirs)
+        finally:
+            run.cancel()
+        assert run.wait_for_completion(timeout_s=60) is RunStatus.CANCELED
 
 
 # Tries to join a cluster as a driver; prints what happened.

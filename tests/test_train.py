@@ -22,6 +22,7 @@ def test_cartpole_reaches_150_through_the_platform(trained_cartpole):
     run, shown = trained_cartpole.run, trained_cartpole.shown
     assert trained_cartpole.exit_code == 0, (shown["status"], shown["error"])
     assert shown["status"] == "COMPLETED"
+    assert shown["name"] == "IMPALA CartPole-v1"  # named after what it trains
     assert shown["metrics"]["episode_reward_mean"] >= 300
     assert shown["compute"] == {
         "head": "head",

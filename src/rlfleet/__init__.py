@@ -23,6 +23,7 @@ and inside an entry script::
     Run.get_context().log("episode_reward_mean", 18.0)
 """
 
+import rlfleet.telemetry  # noqa: F401 - first: nothing is sent out by default (see there)
 from rlfleet.compute.target import ComputeKind, ComputeTarget
 from rlfleet.errors import RlfleetError
 from rlfleet.experiment import Experiment

@@ -20,6 +20,8 @@ from rlfleet.errors import RunSpecError
 
 PONG_SPEC = Path(__file__).resolve().parents[2] / "examples" / "pong_rllib" / "pong.yaml"
 SECRET_ENV = ("RAY_AUTH_TOKEN", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN")
+QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0"}
+"""rlfleet's telemetry settings (src/rlfleet/telemetry.py): off, in this test process too."""
 
 
 @pytest.fixture
@@ -79,7 +81,7 @@ def test_seed_pong_spec_gives_a_valid_rayjob(pong_manifest):
     assert job["preRunningDeadlineSeconds"] == 600
     assert yaml.safe_load(job["runtimeEnvYAML"]) == {
         "working_dir": "local:///home/ray/app",
-        "env_vars": {"PYTHONUNBUFFERED": "1"},
+        "env_vars": {"PYTHONUNBUFFERED": "1", **QUIET},
     }
     cluster = job["rayClusterSpec"]
     assert cluster["enableInTreeAutoscaling"] is True
@@ -142,7 +144,7 @@ def test_node_shapes_become_container_resources(workspace, tmp_path):
     assert all(c["image"].endswith("-gpu") for c in containers(manifest))
     assert yaml.safe_load(manifest["spec"]["runtimeEnvYAML"]) == {
         "working_dir": "s3://bucket/src.zip",
-        "env_vars": {"MODE": "fast", "PYTHONUNBUFFERED": "1"},
+        "env_vars": {"MODE": "fast", "PYTHONUNBUFFERED": "1", **QUIET},
         "pip": {"packages": ["gymnasium"], "pip_check": False},
     }
     assert "activeDeadlineSeconds" not in manifest["spec"]  # no max_run_duration_seconds
@@ -225,6 +227,8 @@ def test_no_secret_value_in_the_manifest(tmp_path, monkeypatch):
     for container in containers(manifest):
         env = {item["name"]: item for item in container["env"]}
         assert env["RAY_AUTH_MODE"] == {"name": "RAY_AUTH_MODE", "value": "token"}
+        for var, value in QUIET.items():  # nothing sent out from the pods either
+            assert env[var] == {"name": var, "value": value}
         for var, key in wanted.items():
             assert "value" not in env[var]
             ref = env[var]["valueFrom"]["secretKeyRef"]

@@ -18,10 +18,12 @@ from rlfleet.impala.presets import PPO_CARTPOLE
 
 
 def test_ppo_reaches_475_on_cartpole_in_one_process():
+    """Within a budget of agent steps, not seconds (a busy machine takes longer, not more
+    steps): 475 came at ~350k steps, about 26 s here (2026-12-06)."""
     config = config_class("PPO").from_dict({**PPO_CARTPOLE, "num_workers": 0})
-    result = train("CartPole-v1", config, StopConfig(episode_reward_mean=475, time_total_s=110))
+    stop = StopConfig(episode_reward_mean=475, timesteps_total=500_000)
+    result = train("CartPole-v1", config, stop)
     assert result["episode_reward_mean"] >= 475, result
-    assert result["time_total_s"] < 110
 
 
 @pytest.fixture

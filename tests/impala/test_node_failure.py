@@ -96,4 +96,7 @@ def test_a_dead_worker_node_is_replaced_and_learning_goes_on(workspace):
     assert "nodes up: 3/3" in events.splitlines()[-1], events
     log = run.driver_log()
     assert "rollout actor" in log and "lost" in log and "is back" in log
-    assert processes_with(f"rlfleet/{cluster.cluster_id}") == []
+    # (its temp folder is removed in the background: that `rm` may still be going)
+    assert wait_until(lambda: processes_with(f"rlfleet/{cluster.cluster_id}") == [], 60), (
+        processes_with(f"rlfleet/{cluster.cluster_id}")
+    )

@@ -6,7 +6,7 @@ from math import nan
 
 import pytest
 
-from rlfleet.monitor.progress import criteria, duration, sparkline
+from rlfleet.monitor.progress import criteria, duration, figure, sparkline
 from rlfleet.tracking.store import MetricPoint
 
 
@@ -59,3 +59,21 @@ def test_sparkline_and_duration():
     assert duration(751) == "12m 31s"
     assert duration(3725) == "1h 02m"
     assert duration(None) == "-"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (40.3122, "40.3"),
+        (40.0, "40"),
+        (-20.46, "-20.5"),
+        (17.96, "18.0"),
+        (150.27, "150"),
+        (1234567.0, "1,234,567"),
+        (0.0012345, "0.00123"),
+        (0.0, "0"),
+        (nan, "nan"),
+    ],
+)
+def test_figures_are_rounded_as_a_person_reads_them(value, shown):
+    assert figure(value) == shown

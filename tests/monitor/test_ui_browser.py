@@ -54,19 +54,22 @@ def test_ui_shows_the_run_its_children_and_the_reward_chart(warm_workspace, tmp_
         script_params={"--tasks": 2},
         worker_configuration={"compute_target": "workers", "node_count": 1},
     )
-    run = submit(warm_workspace, RunSpec.from_yaml(spec), experiment="ui-check")
+    run = submit(warm_workspace, RunSpec.from_yaml(spec))  # to the workspace's default experiment
     assert run.wait_for_completion(timeout_s=180) is RunStatus.COMPLETED
     name = warm_workspace.tracking.get_run(run.id).info.run_name
-    experiment = warm_workspace.tracking.experiment("ui-check").experiment_id
+    assert name == "tasks_on_workers.py"  # named after what it runs
+    store = warm_workspace.tracking
+    experiment = store.experiment(warm_workspace.config.default_experiment).experiment_id
+    assert [e.name.lower() for e in store.experiments()].count("default") == 1
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "rlfleet.cli.main", "ui", "--port", str(port)],
-        cwd=warm_workspace.root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    said = tmp_path / "ui.out"
+    with open(said, "w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "rlfleet.cli.main", "ui", "--port", str(port)],
+            cwd=warm_workspace.root, stdout=out, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         assert wait_until(lambda: healthy(url), timeout=60), "rlfleet ui did not come up"
@@ -74,8 +77,16 @@ def test_ui_shows_the_run_its_children_and_the_reward_chart(warm_workspace, tmp_
         with playwright.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"{url}/#/experiments/{experiment}/runs?workflowType=machine_learning")
+            # Where `rlfleet ui` says to go: the runs of the default experiment, in MLflow's
+            # model-training view; MLflow's usage-data notice is not there (telemetry off).
+            landing = said.read_text().split(": ", 1)[1].split()[0]
+            assert landing.startswith(f"{url}/#/experiments/{experiment}/runs?"), landing
+            page.goto(landing)
             page.get_by_text(name).first.wait_for(timeout=60_000)
+            reward = page.get_by_role("columnheader").filter(has_text="episode_reward_mean")
+            reward.first.wait_for(timeout=30_000)  # the reward, a column of the run list
+            assert "collects usage data" not in page.content()
+            page.screenshot(path=str(ARTIFACTS / "ui-landing.png"))
             page.get_by_role("row").filter(has_text=name).locator("button").first.click()
             for role in ("head", "worker"):
                 page.get_by_role("link", name=role, exact=True).wait_for(timeout=30_000)

@@ -40,10 +40,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from rlfleet.monitor.ui import serve_ui
+    from rlfleet.monitor.ui import RUNS_LIST, serve_ui
 
     ws = workspace(args)
-    url = f"http://{args.host}:{args.port}/#/experiments?workflowType=machine_learning"
+    # MLflow's model-training view (not its GenAI home) of the workspace's default experiment
+    experiment = ws.tracking.experiment(ws.config.default_experiment).experiment_id
+    ws.tracking.share_runs_view()  # the reward as a column of every experiment's run list
+    url = f"http://{args.host}:{args.port}/#/experiments/{experiment}/runs?{RUNS_LIST}"
     print(f"MLflow UI of workspace {ws.name!r}: {url} (Ctrl-C stops)")
     return serve_ui(ws, host=args.host, port=args.port)
 

@@ -36,6 +36,7 @@ import yaml
 
 from rlfleet.compute.target import ComputeKind, ComputeTarget
 from rlfleet.errors import ClusterError
+from rlfleet.telemetry import telemetry_env
 
 if TYPE_CHECKING:
     from rlfleet.workspace import Workspace
@@ -102,7 +103,15 @@ def _ray_start_options(target: ComputeTarget, role: str) -> str:
 def cluster_config(workspace: Workspace, target: ComputeTarget) -> dict[str, Any]:
     """The launcher's config (Ray's cluster YAML) for ``target``."""
     assert target.kind is ComputeKind.SSH and target.head_host and target.ssh_key
-    auth_env = f"RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={REMOTE_TOKEN} RAY_USAGE_STATS_ENABLED=0"
+    auth_env = " ".join(
+        f"{key}={value}"
+        for key, value in {
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": REMOTE_TOKEN,
+            **telemetry_env(),
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }.items()
+    )
     head = target.head_host
     return {
         "cluster_name": cluster_name(workspace, target),

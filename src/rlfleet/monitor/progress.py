@@ -100,6 +100,18 @@ def sparkline(values: Sequence[float], width: int = 40) -> str:
     return "".join(SPARK[round((v - low) * scale)] for v in finite)
 
 
+def figure(value: float) -> str:
+    """A metric's value as a person reads it: ``40.3``, ``17.5``, ``1,234,567``, ``0.00123``
+    (whole numbers without decimals, at most one decimal from 1 up, three figures below)."""
+    if not math.isfinite(value):
+        return str(value)
+    if value == int(value) or abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
 def duration(seconds: float | None) -> str:
     """``1h 02m``, ``12m 31s``, ``45s``."""
     if seconds is None or math.isnan(seconds):

@@ -6,10 +6,17 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from rlfleet.tracking.store import RUNS_VIEW_KEY
+
 if TYPE_CHECKING:
     from rlfleet.workspace import Workspace
 
 DEFAULT_PORT = 5000
+ML_VIEW = "workflowType=machine_learning"
+"""The query that opens MLflow's model-training view of an experiment or run (MLflow 3 opens
+its GenAI view otherwise)."""
+RUNS_LIST = f"{ML_VIEW}&viewStateShareKey={RUNS_VIEW_KEY}"
+"""The query of an experiment's run list as rlfleet shows it (the reward as a column)."""
 
 
 def ui_command(

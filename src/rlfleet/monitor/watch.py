@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, TextIO
 
-from rlfleet.monitor.progress import duration, sparkline
+from rlfleet.monitor.progress import duration, figure, sparkline
 from rlfleet.monitor.snapshot import REWARD, RunObserver, Snapshot
 
 if TYPE_CHECKING:
@@ -44,14 +44,14 @@ def render(snap: Snapshot, *, width: int = 100) -> list[str]:
     ended = snap.status.is_terminal()  # no time-left estimate for a run that has ended
     for index, crit in enumerate(snap.criteria):
         label = "stop    " if index == 0 else "        "
-        current = "-" if crit.current is None else f"{crit.current:,.6g}"
+        current = "-" if crit.current is None else figure(crit.current)
         filled = round((crit.progress or 0) * BAR)
         bar = "[" + "#" * filled + "." * (BAR - filled) + "]"
         percent = "  -" if crit.progress is None else f"{crit.progress:4.0%}"
         left = (
             "" if crit.seconds_left is None or ended else f"  ~{duration(crit.seconds_left)} left"
         )
-        lines.append(f"{label}{crit.name} {current} / {crit.target:,.6g}  {bar} {percent}{left}")
+        lines.append(f"{label}{crit.name} {current} / {figure(crit.target)}  {bar} {percent}{left}")
     if snap.log_tail:
         lines.append("-" * min(width, 40) + " driver log " + "-" * 8)
         lines.extend(line[:width] for line in snap.log_tail)

@@ -38,6 +38,7 @@ import yaml
 
 from rlfleet.compute.jobs import jobs_api_error
 from rlfleet.errors import RunSpecError
+from rlfleet.telemetry import telemetry_env
 from rlfleet.workspace import CONFIG_FILE_NAME
 from rlfleet.workspace.workspace import SERVER_SCHEMES, STATE_DIR_NAME, write_secret
 
@@ -131,7 +132,10 @@ def start_supervisor_job(
             client.submit_job(
                 entrypoint=f"python -m rlfleet.runs.supervisor --workspace . --run-id {run_id}",
                 submission_id=job_id,
-                runtime_env={"working_dir": str(bundle), "env_vars": SUPERVISOR_ENV},
+                runtime_env={
+                    "working_dir": str(bundle),
+                    "env_vars": {**SUPERVISOR_ENV, **telemetry_env()},
+                },
                 entrypoint_num_cpus=0,
                 metadata={"rlfleet_run_id": run_id, "rlfleet_role": "supervisor"},
             )

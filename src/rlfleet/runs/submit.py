@@ -26,6 +26,16 @@ if TYPE_CHECKING:
 _PARAM_LIMIT = 6000  # MLflow's limit for a param value
 
 
+def run_name(spec: RunSpec) -> str:
+    """A run's name by default: what it trains (``IMPALA PongNoFrameskip-v4``) where its script
+    takes the seed's ``--run`` and ``--env`` (the built-in trainer does), else its entry script."""
+    params = spec.script_params or {}
+    algorithm, env = params.get("--run"), params.get("--env")
+    if algorithm and env:
+        return f"{algorithm} {env}"
+    return spec.entry_script
+
+
 def submit(
     workspace: Workspace,
     spec: RunSpec,
@@ -68,7 +78,7 @@ def submit(
     }
     if resolved.workers is not None:
         run_tags[record.WORKER_TARGET] = resolved.workers.name
-    run_id = store.create_run(experiment_id, name=name, tags=run_tags)
+    run_id = store.create_run(experiment_id, name=name or run_name(spec), tags=run_tags)
     store.set_mlflow_status(run_id, RunStatus.QUEUED.mlflow_status, end=False)
     run_dir = workspace.runs_dir / run_id
     run_dir.mkdir(parents=True)

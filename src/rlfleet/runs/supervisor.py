@@ -33,6 +33,7 @@ from rlfleet.runs.polling import poll_interval
 from rlfleet.runs.run import DRIVER_LOG
 from rlfleet.runs.spec import ResolvedSpec, RunSpec
 from rlfleet.runs.status import RunStatus
+from rlfleet.telemetry import telemetry_env
 from rlfleet.tracking.tracker import NAMESPACE, ensure_tracker, tracker_name
 from rlfleet.workspace import Workspace
 
@@ -172,6 +173,7 @@ class Supervisor:
             TRACKING_URI_ENV: self.store.tracking_uri,
             TRACKER_ENV: tracker_name(self.store.tracking_uri),
             "PYTHONUNBUFFERED": "1",
+            **telemetry_env(),
         }
         runtime_env: dict[str, Any] = {"working_dir": spec.source_directory, "env_vars": env}
         packages = spec.all_pip_packages()

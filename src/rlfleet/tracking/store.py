@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import importlib.util
+import json
 import logging
 import sqlite3
 import time
@@ -33,6 +34,12 @@ PARENT_TAG = "mlflow.parentRunId"
 # Tells MLflow's UI these are model-training runs (it opens GenAI views otherwise).
 EXPERIMENT_KIND = "mlflow.experimentKind"
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+MLFLOW_DEFAULT_EXPERIMENT_ID = "0"
+RUNS_VIEW_KEY = "rlfleet"
+"""The run list rlfleet links to: MLflow's own shared view of an experiment (its UI's "share"
+button stores the view in the experiment's tag ``mlflow.sharedViewState.KEY`` and links to it
+with ``viewStateShareKey=KEY``): the mean reward first, then where the run came from."""
+RUNS_VIEW = {"selectedColumns": ["metrics.`episode_reward_mean`", "attributes.`Source`"]}
 
 
 class MetricPoint(NamedTuple):
@@ -63,8 +70,14 @@ class TrackingStore:
         # MLflow creates the tables (running its migrations) when it opens a fresh store;
         # processes that start together must not run them at once ("table already exists").
         with _file_lock(db_path.with_name(db_path.name + ".lock")):
+            fresh = not db_path.exists()
             client = MlflowClient(tracking_uri=self.tracking_uri)
             client.search_experiments(max_results=1)
+            if fresh:
+                # MLflow's own experiment 0 ("Default", its artifacts in ./mlruns of whatever
+                # folder the process ran in): a new workspace lists one experiment, its own
+                # default, made with the workspace's artifact root.
+                client.delete_experiment(MLFLOW_DEFAULT_EXPERIMENT_ID)
             _use_wal(db_path)
         return client
 
@@ -86,7 +99,12 @@ class TrackingStore:
             location = f"{self.artifact_location.rstrip('/')}/{uuid4().hex}"
         try:
             experiment_id = self.client.create_experiment(
-                name, artifact_location=location, tags={EXPERIMENT_KIND: "custom_model_development"}
+                name,
+                artifact_location=location,
+                tags={
+                    EXPERIMENT_KIND: "custom_model_development",
+                    f"mlflow.sharedViewState.{RUNS_VIEW_KEY}": json.dumps(RUNS_VIEW),
+                },
             )
         except MlflowException:  # created meanwhile by another process
             found = self.client.get_experiment_by_name(name)
@@ -94,6 +112,14 @@ class TrackingStore:
                 raise
             return found
         return self.client.get_experiment(experiment_id)
+
+    def share_runs_view(self) -> None:
+        """Give every experiment the run list that rlfleet links to (:data:`RUNS_VIEW`), also
+        those made before rlfleet did so on creation, or by MLflow itself."""
+        tag = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
+        for experiment in self.experiments():
+            if tag not in experiment.tags:
+                self.client.set_experiment_tag(experiment.experiment_id, tag, json.dumps(RUNS_VIEW))
 
     def experiment_name(self, experiment_id: str) -> str:
         return self.client.get_experiment(experiment_id).name

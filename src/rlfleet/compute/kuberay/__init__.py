@@ -52,6 +52,7 @@ import yaml
 from rlfleet.compute.target import ComputeTarget
 from rlfleet.errors import RlfleetError, RunSpecError
 from rlfleet.runs.spec import ResolvedSpec
+from rlfleet.telemetry import telemetry_env
 
 API_VERSION = "ray.io/v1"
 KIND = "RayJob"
@@ -188,7 +189,7 @@ def runtime_env(resolved: ResolvedSpec, working_dir: str = DEFAULT_WORKING_DIR) 
     spec = resolved.spec
     env: dict[str, Any] = {
         "working_dir": check_working_dir(working_dir),
-        "env_vars": {**spec.environment_variables, "PYTHONUNBUFFERED": "1"},
+        "env_vars": {**spec.environment_variables, "PYTHONUNBUFFERED": "1", **telemetry_env()},
     }
     packages = spec.all_pip_packages()
     if packages:
@@ -224,6 +225,7 @@ def credential_env(secret: str) -> list[dict[str, Any]]:
         _from_secret("MLFLOW_TRACKING_USERNAME", secret, TRACKING_USERNAME_KEY, optional=True),
         _from_secret("MLFLOW_TRACKING_PASSWORD", secret, TRACKING_PASSWORD_KEY, optional=True),
         {"name": "PYTHONUNBUFFERED", "value": "1"},
+        *({"name": key, "value": value} for key, value in telemetry_env().items()),
     ]
 
 
