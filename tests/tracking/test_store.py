@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
 
 from rlfleet.errors import RunNotFoundError
-from rlfleet.tracking.store import MetricPoint, redact_uri
+from rlfleet.tracking.store import RUNS_VIEW_TAG, MetricPoint, redact_uri
 
 
 def test_runs_metrics_and_lookup(workspace):
@@ -36,3 +37,20 @@ def test_uris_are_shown_without_their_password():
     assert redact_uri("postgresql://rl:p%40ss@db/rlfleet") == "postgresql://rl:***@db/rlfleet"
     assert redact_uri("postgresql://rl@db/rlfleet") == "postgresql://rl@db/rlfleet"
     assert redact_uri("sqlite:////ws/.rlfleet/mlflow.db") == "sqlite:////ws/.rlfleet/mlflow.db"
+
+
+def test_a_new_store_lists_one_experiment_each_with_the_reward_column(workspace):
+    """MLflow's own empty ``Default`` is gone from a new store; experiments rlfleet makes, and
+    at ``rlfleet ui`` any other, carry the shared run-list view with the reward as a column."""
+    store = workspace.tracking
+    assert store.experiments() == []
+    made = store.experiment("pong")
+    other = store.client.create_experiment("made-by-mlflow")  # as a user's script would
+    assert (
+        RUNS_VIEW_TAG in made.tags and RUNS_VIEW_TAG not in store.client.get_experiment(other).tags
+    )
+    store.share_runs_view()
+    for experiment in store.experiments():
+        view = json.loads(experiment.tags[RUNS_VIEW_TAG])
+        assert "metrics.`episode_reward_mean`" in view["selectedColumns"]
+    assert sorted(e.name for e in store.experiments()) == ["made-by-mlflow", "pong"]

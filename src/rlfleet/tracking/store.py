@@ -40,6 +40,7 @@ RUNS_VIEW_KEY = "rlfleet"
 button stores the view in the experiment's tag ``mlflow.sharedViewState.KEY`` and links to it
 with ``viewStateShareKey=KEY``): the mean reward first, then where the run came from."""
 RUNS_VIEW = {"selectedColumns": ["metrics.`episode_reward_mean`", "attributes.`Source`"]}
+RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
 
 
 class MetricPoint(NamedTuple):
@@ -103,7 +104,7 @@ class TrackingStore:
                 artifact_location=location,
                 tags={
                     EXPERIMENT_KIND: "custom_model_development",
-                    f"mlflow.sharedViewState.{RUNS_VIEW_KEY}": json.dumps(RUNS_VIEW),
+                    RUNS_VIEW_TAG: json.dumps(RUNS_VIEW),
                 },
             )
         except MlflowException:  # created meanwhile by another process
@@ -116,10 +117,11 @@ class TrackingStore:
     def share_runs_view(self) -> None:
         """Give every experiment the run list that rlfleet links to (:data:`RUNS_VIEW`), also
         those made before rlfleet did so on creation, or by MLflow itself."""
-        tag = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
         for experiment in self.experiments():
-            if tag not in experiment.tags:
-                self.client.set_experiment_tag(experiment.experiment_id, tag, json.dumps(RUNS_VIEW))
+            if RUNS_VIEW_TAG not in experiment.tags:
+                self.client.set_experiment_tag(
+                    experiment.experiment_id, RUNS_VIEW_TAG, json.dumps(RUNS_VIEW)
+                )
 
     def experiment_name(self, experiment_id: str) -> str:
         return self.client.get_experiment(experiment_id).name
