@@ -99,17 +99,12 @@ def _reconcile_remote(store: TrackingStore, run: MlflowRun, workspace: Workspace
 
 def _answers(url: str | None) -> bool:
     """Whether something accepts a connection at ``url``'s host and port, within seconds."""
-    import socket
     from urllib.parse import urlsplit
 
+    from rlfleet.compute.processes import port_open
+
     parts = urlsplit(url or "")
-    try:
-        with socket.create_connection(
-            (parts.hostname or "", parts.port or 80), timeout=HEAD_PROBE_TIMEOUT_S
-        ):
-            return True
-    except OSError:
-        return False
+    return port_open(parts.port or 80, parts.hostname or "", timeout=HEAD_PROBE_TIMEOUT_S)
 
 
 def _fail_if_silent(store: TrackingStore, run: MlflowRun, url: str | None) -> RunStatus:

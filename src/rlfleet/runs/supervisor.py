@@ -201,8 +201,8 @@ class Supervisor:
         next_tag_check = next_upload = next_node_upload = next_heartbeat = 0.0
         while True:
             now = time.monotonic()
-            if now >= next_heartbeat:
-                next_heartbeat = now + HEARTBEAT_S
+            if now >= next_heartbeat and self.lease is not None and self.lease.remote is not None:
+                next_heartbeat = now + HEARTBEAT_S  # (read only for runs supervised on a cluster)
                 self._heartbeat()
             if now >= next_tag_check:
                 next_tag_check = now + poll_interval(
