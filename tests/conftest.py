@@ -32,11 +32,30 @@ class TrainedRun(NamedTuple):
     exit_code: int
 
 
+# Session fixtures that start a cluster or train: the tests that use them run in one test process
+# (xdist_group "warm"), so that two processes do not each start and train their own.
+SHARED = {"warm_workspace", "trained_cartpole"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The multi-host tests first. scripts/test runs two test processes; these tests (one group,
-    ``xdist_group("multihost")``, in one process) mostly wait (on autoscalers, cut cables, idle
-    timeouts) and take longest, so they start at once, beside the rest in the other process."""
-    items.sort(key=lambda item: item.get_closest_marker("multihost") is None)
+    """With two test processes (scripts/test), the multi-host tests (one group, in one process)
+    start at once: they mostly wait (on autoscalers, cut cables, idle timeouts) and take
+    longest; the tests of the shared warm cluster and trained policy (another group) next, in
+    the other process; the rest, a module at a time, fill in."""
+    # Whole modules go to one process: their module-scoped fixtures (a served policy, an
+    # endpoint) start once.
+    warm = {item.path for item in items if SHARED & set(getattr(item, "fixturenames", ()))}
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            group = "warm" if item.path in warm else item.path.stem
+            item.add_marker(pytest.mark.xdist_group(group))
+
+    def order(item: pytest.Item) -> int:
+        group = item.get_closest_marker("xdist_group")
+        return {"multihost": 0, "warm": 1}.get(group.args[0] if group else "", 2)
+
+    items.sort(key=order)
 
 
 @pytest.fixture(autouse=True)

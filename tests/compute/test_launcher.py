@@ -7,7 +7,12 @@ import pytest
 import yaml
 from support import cli_in_process
 
-from rlfleet.compute.launcher import as_ray_target, cluster_config, stop_workers_command
+from rlfleet.compute.launcher import (
+    NODE_HEALTH_CHECKS,
+    as_ray_target,
+    cluster_config,
+    stop_workers_command,
+)
 from rlfleet.compute.target import ComputeKind, ComputeTarget
 from rlfleet.errors import ComputeTargetError
 
@@ -34,6 +39,8 @@ def test_the_launcher_config_follows_the_target_and_carries_no_secret(workspace)
     assert list(config["file_mounts"].values()) == [str(workspace.ray_token_path)]
     [head_start] = [c for c in config["head_start_ray_commands"] if "--head" in c]
     assert "RAY_enable_autoscaler_v2=0" in head_start and "RAY_AUTH_MODE=token" in head_start
+    # a worker host cut off for 30 s keeps its node (tests/multihost/test_ssh_training.py)
+    assert f"RAY_health_check_failure_threshold={NODE_HEALTH_CHECKS}" in head_start
     assert "--dashboard-host=10.0.0.1" in head_start and "--node-ip-address=10.0.0.1" in head_start
     assert "--num-cpus=2" in head_start and "rlfleet/role=head" in head_start
     [worker_start] = [c for c in config["worker_start_ray_commands"] if "start" in c]

@@ -40,6 +40,10 @@ logger = logging.getLogger(__name__)
 LOCAL_HOST = "127.0.0.1"
 DEFAULT_OBJECT_STORE_BYTES = 1024**3
 MIN_OBJECT_STORE_BYTES = 100 * 1024**2
+# Ray gives a node 30 s (hard-coded, ray/_private/node.py) to register with its GCS and exits
+# with this message past it: on a busy machine that happens to a node that would have come up.
+RAY_STARTUP_TIMEOUT = "timed out during startup"
+STARTUP_TRIES = 3
 
 
 def ray_auth_env(workspace: Workspace) -> dict[str, str]:
@@ -107,6 +111,11 @@ class LocalCluster:
     owner: str
     nodes: list[NodeRecord] = field(default_factory=list)
     created: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        # How this process started each node, to start it again if Ray gave up on it (not part
+        # of the record: another process that loads the record cannot start it again).
+        self._starts: dict[str, tuple[Callable[[], NodeRecord], int]] = {}
 
     # -- addresses ------------------------------------------------------------------------------
 
@@ -344,7 +353,34 @@ class LocalCluster:
         self.nodes.append(node)
         self.save()
         logger.info("started %s node %s (target %s, pid %d)", role, name, target.name, proc.pid)
+        if name not in self._starts:
+
+            def again() -> NodeRecord:
+                return self._start_node(
+                    name, role, target, owner=owner, use_gpu=use_gpu,
+                    object_store_bytes=object_store_bytes, extra=extra,
+                    temp_name=f"{name}.{uuid.uuid4().hex[:4]}",
+                )  # fmt: skip
+
+            self._starts[name] = (again, STARTUP_TRIES - 1)
         return node
+
+    def _start_again(self, node: NodeRecord) -> bool:
+        """Start ``node`` again if Ray gave up on it while it was starting (its 30 s limit) and
+        tries are left; returns whether it did."""
+        again, left = self._starts.get(node.name, (None, 0))
+        if again is None or left <= 0 or RAY_STARTUP_TIMEOUT not in node.log_tail():
+            return False
+        logger.warning(
+            "node %s did not register within Ray's 30 s (a busy machine): starting it again",
+            node.name,
+        )
+        stop_sessions([node.pid])
+        remove_in_background(node.temp_dir)
+        self.nodes = [n for n in self.nodes if n is not node]
+        self._starts[node.name] = (again, left - 1)
+        again()
+        return True
 
     def _node_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
@@ -375,6 +411,8 @@ class LocalCluster:
             for name in names:
                 node = self.node(name)
                 if node is not None and not node.alive():
+                    if self._start_again(node):
+                        continue
                     tail = node.log_tail()
                     raise ClusterError(
                         f"node {name!r} (target {node.target!r}) exited while starting"
