@@ -1,8 +1,12 @@
-"""Submit-to-first-metric latency on a warm local cluster.
+"""Submit-to-first-metric latency on a warm local cluster, and cancel latency.
 
 Starts a warm cluster (head + 1 worker node) in a throw-away workspace, then submits small runs
 whose entry script connects to the cluster and logs one metric, and measures the time from the
 ``submit()`` call to that metric being readable from the tracking store. Goal: at most 3 s.
+Then, with the warm cluster down, runs that sleep on a cluster started for them are canceled
+with ``rlfleet runs cancel``: the time from the command to its return (the run CANCELED, its
+cluster stopped). Goal: at most 10 s. (tests/runs/test_lifecycle.py checks that a cancel does
+all of that promptly; on a quiet machine, this is the figure.)
 
     .venv/bin/python benchmarks/submit_latency.py [--runs 5]
 """
@@ -11,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +30,18 @@ from rlfleet import Run
 
 ray.init()
 Run.get_context().log("first_metric", 1.0)
+"""
+
+
+SLEEPS = """\
+import time
+
+import ray
+from rlfleet import Run
+
+ray.init()
+Run.get_context().log("started", 1.0)
+time.sleep(600)
 """
 
 
@@ -69,9 +87,28 @@ def main() -> None:
                     latencies.append(latency)
         finally:
             cluster_down(ws)
+        (source / "sleeps.py").write_text(SLEEPS)
+        sleeper = RunSpec(
+            source_directory=str(source), entry_script="sleeps.py", compute_target="head"
+        )
+        cancels = []
+        for index in range(3):
+            run = experiment.submit(sleeper)
+            while "started" not in client.get_run(run.id).data.metrics:
+                time.sleep(0.05)
+            t0 = time.monotonic()
+            subprocess.run([sys.executable, "-m", "rlfleet.cli.main", "runs", "cancel", run.id],
+                           cwd=ws.root, check=True, capture_output=True)  # fmt: skip
+            cancels.append(time.monotonic() - t0)
+            assert run.status is RunStatus.CANCELED, run.to_dict()
+            print(f"cancel {index + 1}: `rlfleet runs cancel` returned in {cancels[-1]:.2f} s")
     print(
         f"submit-to-first-metric over {len(latencies)} runs: median {statistics.median(latencies):.2f} s, "
         f"min {min(latencies):.2f} s, max {max(latencies):.2f} s (goal <= 3 s)"
+    )
+    print(
+        f"cancel over {len(cancels)} runs: median {statistics.median(cancels):.2f} s, "
+        f"max {max(cancels):.2f} s (goal <= 10 s)"
     )
 
 
