@@ -7,7 +7,6 @@ import os
 import time
 
 import psutil
-import pytest
 import ray
 
 from rlfleet.impala import actors
@@ -24,17 +23,6 @@ def test_cartpole_learns_in_one_process():
     result = train("CartPole-v1", config, GOAL)
     assert result["episode_reward_mean"] >= 150, result
     assert result["time_total_s"] < 60
-
-
-@pytest.fixture
-def local_ray(monkeypatch):
-    """A private 2-CPU Ray instance whose only node is labelled as a platform worker node."""
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    ray.init(
-        address="local", num_cpus=2, include_dashboard=False, labels={"rlfleet/role": "worker"}
-    )
-    yield
-    ray.shutdown()
 
 
 def test_cartpole_learns_with_ray_actors_and_counts_a_brief_loss(local_ray, monkeypatch):
