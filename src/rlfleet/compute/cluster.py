@@ -271,9 +271,7 @@ class LocalCluster:
         What is left of the old node is stopped; the new one gets its own temp dir (the old
         one is removed in the background) and joins this cluster's head.
         """
-        stop_sessions([node.pid])
-        remove_in_background(node.temp_dir)
-        self.nodes = [n for n in self.nodes if n is not node]
+        self._forget(node)
         return self._start_node(
             node.name,
             "worker",
@@ -365,6 +363,13 @@ class LocalCluster:
             self._starts[name] = (again, STARTUP_TRIES - 1)
         return node
 
+    def _forget(self, node: NodeRecord) -> None:
+        """Stop what is left of ``node`` and drop it from the record (its temp folder is
+        removed in the background)."""
+        stop_sessions([node.pid])
+        remove_in_background(node.temp_dir)
+        self.nodes = [n for n in self.nodes if n is not node]
+
     def _start_again(self, node: NodeRecord) -> bool:
         """Start ``node`` again if Ray gave up on it while it was starting (its 30 s limit) and
         tries are left; returns whether it did."""
@@ -375,9 +380,7 @@ class LocalCluster:
             "node %s did not register within Ray's 30 s (a busy machine): starting it again",
             node.name,
         )
-        stop_sessions([node.pid])
-        remove_in_background(node.temp_dir)
-        self.nodes = [n for n in self.nodes if n is not node]
+        self._forget(node)
         self._starts[node.name] = (again, left - 1)
         again()
         return True

@@ -49,15 +49,15 @@ REMOTE_TOKEN = "~/.rlfleet_ray_auth_token"
 """Where the workspace's Ray token lies on every host."""
 UP_TIMEOUT_S = 600.0
 HEAD_CONFIG = "~/ray_bootstrap_config.yaml"
+"""The launcher's copy of the cluster config on the head (``ray down`` there stops the head)."""
+HEAD_KEY = "~/ray_bootstrap_key.pem"
+"""The launcher's copy of the SSH key on the head (its autoscaler reaches the workers with it)."""
 NODE_HEALTH_CHECKS = 10
 """Failed health checks (Ray checks a node every 3 s, each with a 10 s timeout) before the head
 takes a node for dead; Ray's default, 5, drops a worker host whose network is out for 30 s (it
 does not answer the checks until TCP retries, well after the network is back) and the
 autoscaler then starts its node again. With 10, an outage of a minute or so keeps the node
 (and its actors); a host that is gone for good is dropped after about two minutes."""
-"""The launcher's copy of the cluster config on the head (``ray down`` there stops the head)."""
-HEAD_KEY = "~/ray_bootstrap_key.pem"
-"""The launcher's copy of the SSH key on the head (its autoscaler reaches the workers with it)."""
 
 
 def stop_from_head_command(target: ComputeTarget) -> str:
