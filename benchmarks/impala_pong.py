@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/impala_pong.py --minutes 30 --out outputs/pong
     .venv/bin/python benchmarks/impala_pong.py --max-steps 1500000 --config '{"lr": 0.001}'
+    .venv/bin/python benchmarks/impala_pong.py --seeds 0 1 2 --max-steps 2000000 --out docs/pong
 
 Starts a local Ray instance (unless --config sets num_workers 0), trains until
 episode_reward_mean 18, --minutes or --max-steps (5M by default), sampling the summed memory
@@ -9,6 +10,10 @@ episode_reward_mean 18, --minutes or --max-steps (5M by default), sampling the s
 The trainer's own artifacts (learning_curve.png / .csv, logged with each checkpoint) are copied
 into --out; summary.json holds the reward at each million steps, when 18 was reached, the time,
 the steps and the peak memory.
+
+With --seeds, each seed runs in turn (a process of its own, into --out/seed-N), then
+--out/seeds.md gets the table (steps and minutes to 18 per seed, median, worst, peak memory)
+and --out/seeds.png one chart with every seed's curve.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ import math
 import os
 import shutil
 import signal
+import statistics
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -110,8 +118,14 @@ def main() -> None:
     parser.add_argument("--env", default="PongNoFrameskip-v4")
     parser.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray instance")
     parser.add_argument("--out", default="outputs/impala_pong")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", help="run these seeds in turn; table and chart of all"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.seeds:
+        run_seeds(args)
+        return
 
     config = ImpalaConfig.from_dict({**PONG_2CPU, **json.loads(args.config)})
     stop = StopConfig(
@@ -158,7 +172,92 @@ def main() -> None:
         "peak_memory_gib": memory.peak_bytes / 2**30,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    progress.curve.write_csv(out / "curve.csv")
     print(json.dumps(summary, indent=2))
+
+
+def run_seeds(args: argparse.Namespace) -> None:
+    """Each seed in a process of its own (its own Ray instance and memory watch), in turn;
+    then the table and the chart of them all."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    overrides = json.loads(args.config)
+    for number, seed in enumerate(args.seeds, 1):
+        print(f"=== seed {seed} ({number} of {len(args.seeds)})", flush=True)
+        one = [
+            sys.executable, __file__, "--minutes", str(args.minutes), "--max-steps",
+            str(args.max_steps), "--reward", str(args.reward), "--env", args.env,
+            "--num-cpus", str(args.num_cpus), "--out", str(out / f"seed-{seed}"),
+            "--config", json.dumps({**overrides, "seed": seed}),
+        ]  # fmt: skip
+        subprocess.run(one, check=True)
+    summaries = {
+        seed: json.loads((out / f"seed-{seed}" / "summary.json").read_text()) for seed in args.seeds
+    }
+    table = seeds_table(summaries, args.reward, args.max_steps)
+    (out / "seeds.md").write_text(table)
+    print(table)
+    curves = {
+        seed: LearningCurve.read_csv(out / f"seed-{seed}" / "curve.csv") for seed in args.seeds
+    }
+    seeds_chart(curves, out / "seeds.png", goal=args.reward, title=f"{args.env}: every seed")
+
+
+def seeds_table(summaries: dict[int, dict], goal: float, max_steps: int) -> str:
+    """Markdown: steps and minutes to ``goal`` per seed, then their median and worst (a seed
+    that never got there counts as the worst, beyond every budget)."""
+    rows = [
+        f"| seed | agent steps to {goal:g} | training minutes to {goal:g} | reward at the end | "
+        "agent steps/s | peak memory GiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    steps, minutes = [], []
+    for seed, s in summaries.items():
+        reached = s["steps_to_goal"] is not None
+        steps.append(s["steps_to_goal"] if reached else math.inf)
+        minutes.append(s["minutes_to_goal"] if reached else math.inf)
+        to_goal = f"{s['steps_to_goal']:,}" if reached else f"not in {max_steps:,}"
+        rows.append(
+            f"| {seed} | {to_goal} | "
+            f"{s['minutes_to_goal'] if reached else '-'} | {s['episode_reward_mean']:.2f} | "
+            f"{s['steps_per_s']:,.0f} | {s['peak_memory_gib']:.2f} |"
+        )
+
+    def shown(value: float, fmt: str) -> str:
+        return "not reached" if math.isinf(value) else format(value, fmt)
+
+    rows.append(
+        f"| **median** | **{shown(statistics.median(steps), ',.0f')}** | "
+        f"**{shown(statistics.median(minutes), '.1f')}** | | | |"
+    )
+    rows.append(
+        f"| **worst** | **{shown(max(steps), ',.0f')}** | **{shown(max(minutes), '.1f')}** | | "
+        f"| {max(s['peak_memory_gib'] for s in summaries.values()):.2f} |"
+    )
+    return "\n".join(rows) + "\n"
+
+
+def seeds_chart(curves: dict[int, LearningCurve], path: Path, *, goal: float, title: str) -> None:
+    """Every seed's reward against agent steps (left) and training minutes (right)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 4), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 2, sharey=True)
+    for seed, curve in curves.items():
+        rewards = [p[3] for p in curve.points]
+        axes[0].plot([p[1] for p in curve.points], rewards, linewidth=1.3, label=f"seed {seed}")
+        axes[1].plot([p[2] / 60 for p in curve.points], rewards, linewidth=1.3)
+    for axis, label in ((axes[0], "agent steps"), (axes[1], "training minutes")):
+        axis.axhline(goal, color="grey", linestyle="--", linewidth=1)
+        axis.set_xlabel(label)
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("episode_reward_mean (last 100 episodes)")
+    axes[0].legend(loc="lower right")
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path)
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:

@@ -27,6 +27,7 @@ def test_curve_is_written_as_csv_and_a_valid_png(tmp_path):
         rows = list(csv.reader(handle))
     assert tuple(rows[0]) == CURVE_COLUMNS and len(rows) == 6
     assert [float(v) for v in rows[-1]] == [5.0, 5000.0, 50.0, -6.0]
+    assert LearningCurve.read_csv(csv_path).points == curve.points
     data = png_path.read_bytes()
     assert data.startswith(PNG_SIGNATURE) and len(data) > 5000
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")

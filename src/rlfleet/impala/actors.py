@@ -19,7 +19,14 @@ Stalled actors: an actor whose node is cut off from the cluster (a network parti
 lost for Ray until its health checks have failed for about a minute; its requests just wait.
 An actor that has delivered before and now has delivered nothing for :data:`STALL_MIN_S` (or 3
 times the slowest rollout seen, if longer) counts as not healthy until it delivers again:
-training goes on with the others, and the metrics and the log say so.
+training goes on with the others, and the metrics and the log say so. A stalled actor is
+probed too (a call of its own, every :data:`PROBE_INTERVAL_S`, one at a time): the rollout of a
+request that was under way when the link went may never arrive, and nothing else would ever be
+sent to that actor. A probe that fails makes the actor lost (above); one that returns while
+the rollout asked before it has still not come means that rollout was lost with the link (the
+actor runs its calls in order): the request is made again. (Seen on a 30 s cut with an
+environment whose steps take milliseconds: without the probe the actor was never heard from
+again.)
 """
 
 from __future__ import annotations
@@ -141,7 +148,8 @@ class RaySampler:
         self._version = -1
         self._pending: dict[Any, Any] = {}  # sample request -> actor
         self._lost: dict[Any, float] = {}  # lost actor -> when it was last probed
-        self._probes: dict[Any, Any] = {}  # probe call -> lost actor
+        self._probes: dict[Any, Any] = {}  # probe call -> lost or stalled actor
+        self._stall_probed: dict[Any, float] = {}  # stalled actor -> when it was last probed
         self._waiting_since: dict[Any, float] = {}  # actor with requests out -> since when
         self._delivered: set[Any] = set()  # actors that delivered a rollout
         self._stalled: set[Any] = set()
@@ -190,6 +198,7 @@ class RaySampler:
         while True:
             self._probe_lost()
             self._find_stalled()
+            self._probe_stalled()
             waiting = [*self._pending, *self._probes]
             timeout = PROBE_INTERVAL_S
             if waiting:
@@ -230,6 +239,7 @@ class RaySampler:
             ray.kill(actor)
         self._pending.clear()
         self._probes.clear()
+        self._stall_probed.clear()
 
     def _submit(self, actor: Any) -> None:
         self._waiting_since.setdefault(actor, time.monotonic())
@@ -245,6 +255,7 @@ class RaySampler:
             self._waiting_since[actor] = now
         if actor in self._stalled:
             self._stalled.discard(actor)
+            self._stall_probed.pop(actor, None)
             logger.warning(
                 "rollout actor %d delivers again after %.0f s; %d of %d actors sampling",
                 self.actors.index(actor) + 1,
@@ -332,6 +343,9 @@ class RaySampler:
         import ray
 
         actor = self._probes.pop(ref)
+        if actor not in self._lost:
+            self._stall_answered(actor, ref)
+            return
         try:
             ray.get(ref)
         except _lost_actor_errors():
@@ -348,6 +362,47 @@ class RaySampler:
             return
         for _ in range(self._requests_per_actor):
             self._submit(actor)
+
+    def _probe_stalled(self) -> None:
+        now = time.monotonic()
+        probing = set(self._probes.values())
+        for actor in self._stalled:
+            if (
+                actor not in probing
+                and now - self._stall_probed.get(actor, 0.0) >= PROBE_INTERVAL_S
+            ):
+                self._stall_probed[actor] = now
+                self._probes[actor.get_spec.remote()] = actor
+
+    def _stall_answered(self, actor: Any, ref: Any) -> None:
+        """A stalled actor's probe came back: lost if it failed; its requests made again if
+        their rollouts are not on their way (they were lost with the link)."""
+        import ray
+
+        try:
+            ray.get(ref)
+        except _lost_actor_errors() as error:
+            self._lose(actor, error)
+            return
+        if actor not in self._stalled:
+            return  # it delivered meanwhile
+        asked = [r for r, owner in self._pending.items() if owner is actor]
+        if asked and ray.wait(asked, num_returns=1, timeout=0, fetch_local=False)[0]:
+            return  # a rollout is done and on its way here
+        for r in asked:
+            del self._pending[r]
+        self._waiting_since.pop(actor, None)
+        logger.warning(
+            "rollout actor %d answers but its rollout never came (lost with the link?); "
+            "asking again",
+            self.actors.index(actor) + 1,
+        )
+        if self.synchronous:
+            self._to_submit += len(asked)
+            self._fill()
+        else:
+            for _ in range(self._requests_per_actor):
+                self._submit(actor)
 
 
 def worker_node_cpus() -> float | None:

@@ -26,6 +26,13 @@ class LearningCurve:
     def __init__(self, points: Sequence[Sequence[float]] = ()) -> None:
         self.points: list[list[float]] = [[float(v) for v in point] for point in points]
 
+    @classmethod
+    def read_csv(cls, path: str | Path) -> LearningCurve:
+        """The curve that :meth:`write_csv` wrote."""
+        with Path(path).open(newline="") as handle:
+            rows = list(csv.reader(handle))
+        return cls(rows[1:])
+
     def add(self, result: Mapping[str, float]) -> None:
         """Append the point of one iteration's metrics."""
         self.points.append([float(result.get(name, math.nan)) for name in CURVE_COLUMNS])
