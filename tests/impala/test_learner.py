@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlfleet.impala.config import ImpalaConfig, config_class
-from rlfleet.impala.learner import BatchBuilder, Learner, take_rows
+from rlfleet.impala.config import ConfigError, ImpalaConfig, config_class
+from rlfleet.impala.learner import LR_BOUNDS, BatchBuilder, Learner, adapted_lr, take_rows
 from rlfleet.impala.networks import channels_last_frames
 from rlfleet.impala.sampling import EnvSpec, Rollout, rollout_arrays
 from rlfleet.impala.spaces import ActionSpec
@@ -104,6 +104,37 @@ def test_learning_rate_decays_linearly_over_the_steps_learned():
     restored = Learner(config, SPEC, torch.device("cpu"))
     restored.load_state_dict(learner.state_dict())
     assert restored.steps_learned == 50
+
+
+def test_adapted_lr_steps_by_one_and_a_half_within_its_bounds():
+    assert adapted_lr(1e-3, kl=0.05, kl_target=0.01) == pytest.approx(1e-3 / 1.5)
+    assert adapted_lr(1e-3, kl=0.001, kl_target=0.01) == pytest.approx(1.5e-3)
+    assert adapted_lr(1e-3, kl=0.01, kl_target=0.01) == 1e-3  # within [target/2, 2 target]
+    assert adapted_lr(9e-3, kl=0.0, kl_target=0.01) == LR_BOUNDS[1]
+    assert adapted_lr(1e-6, kl=1.0, kl_target=0.01) == LR_BOUNDS[0]
+
+
+@pytest.mark.parametrize("kl_target, direction", [(1e-9, "down"), (10.0, "up")])
+def test_kl_target_moves_the_learning_rate_after_each_pass(kl_target, direction):
+    config = ImpalaConfig(lr=1e-3, kl_target=kl_target, num_sgd_iter=2, minibatch_size=5)
+    learner = Learner(config, SPEC, torch.device("cpu"))
+    batch = one_step_batch(learner, [1.0, -1.0] * 5)
+    batch["behaviour_log_probs"] -= 0.5 * batch["actions"]  # the policy moved since: KL > 0
+    stats = learner.update(batch)
+    assert stats["kl"] > 0
+    expected = 1e-3 / 1.5**2 if direction == "down" else 1e-3 * 1.5**2  # two passes
+    assert learner.lr == pytest.approx(expected)
+    assert learner.optimizer.param_groups[0]["lr"] == pytest.approx(expected)
+    restored = Learner(config, SPEC, torch.device("cpu"))
+    restored.load_state_dict(learner.state_dict())
+    assert restored.lr == pytest.approx(expected)  # a resumed run goes on from there
+
+
+def test_kl_target_refuses_a_decay_beside_it():
+    with pytest.raises(ConfigError, match="kl_target"):
+        ImpalaConfig.from_dict({"kl_target": 0.01, "lr_decay_steps": 1000})
+    with pytest.raises(ConfigError, match="kl_target"):
+        ImpalaConfig.from_dict({"kl_target": -1.0})
 
 
 def test_every_pass_learns_from_the_targets_of_the_weights_the_update_started_from():

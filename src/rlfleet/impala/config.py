@@ -109,6 +109,11 @@ class TrainerConfig:
     lr_decay_steps: int = 0
     """Lower the learning rate linearly from ``lr`` to 0 over this many agent steps learned
     (as CleanRL's PPO anneals it over a run); 0 keeps it constant."""
+    kl_target: float = 0.0
+    """Adapt the learning rate, starting from ``lr``, so that each pass over a train batch
+    changes the policy by about this KL (the mean of ``(r - 1) - log r``, r = pi/mu): x1.5
+    after a pass below half of it, /1.5 after one above twice it, within [1e-6, 1e-2]
+    (rl_games' adaptive schedule); 0 keeps ``lr`` (or its decay)."""
     optimizer: str = "adam"
     """adam or rmsprop."""
     opt_eps: float = 1e-8
@@ -162,6 +167,11 @@ class TrainerConfig:
                 raise ConfigError(f"config key '{name}' must be >= 1, got {getattr(self, name)}")
         if self.num_workers < 0:
             raise ConfigError(f"config key 'num_workers' must be >= 0, got {self.num_workers}")
+        if self.kl_target < 0 or (self.kl_target > 0 and self.lr_decay_steps > 0):
+            raise ConfigError(
+                "config key 'kl_target' must be >= 0, and not set together with "
+                f"'lr_decay_steps' (got {self.kl_target} and {self.lr_decay_steps})"
+            )
         if self.optimizer not in ("adam", "rmsprop"):
             raise ConfigError(
                 f"config key 'optimizer' must be adam or rmsprop, not {self.optimizer!r}"

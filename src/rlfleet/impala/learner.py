@@ -15,7 +15,7 @@ import torch
 
 from rlfleet.impala.config import TrainerConfig
 from rlfleet.impala.cpu import flush_denormals, keep_freed_memory
-from rlfleet.impala.losses import policy_loss, value_loss
+from rlfleet.impala.losses import approx_kl, policy_loss, value_loss
 from rlfleet.impala.networks import build_network, channels_last_frames
 from rlfleet.impala.normalization import RunningMeanStd
 from rlfleet.impala.sampling import EnvSpec, Rollout, Weights, rollout_arrays
@@ -98,6 +98,9 @@ class Learner:
             )
         self.version = 0
         self.steps_learned = 0
+        self.lr = config.lr
+        """The learning rate (what ``kl_target`` adapts)."""
+        self._last_ratio: torch.Tensor | None = None
         self._shuffle = torch.Generator().manual_seed(config.seed)
 
     def weights(self) -> Weights:
@@ -131,15 +134,25 @@ class Learner:
         count = len(valid)
         size = self.config.minibatch_size if self.config.minibatch_size > 0 else max(count, 1)
         stats: dict[str, float] = {}
+        kl_target = self.config.kl_target
         for sgd_iter in range(self.config.num_sgd_iter):
             order = torch.randperm(count, generator=self._shuffle, device="cpu").to(self.device)
             order = valid[order]
+            kl_sum, minibatches = torch.zeros((), device=self.device), 0
             for start in range(0, count, size):
                 chosen = order[start : start + size]
                 last = sgd_iter == self.config.num_sgd_iter - 1 and start + size >= count
                 stats = self._gradient_step(
                     {name: take_rows(t, chosen) for name, t in flat.items()}, report=last
                 )
+                if kl_target > 0 and self._last_ratio is not None:
+                    kl_sum += approx_kl(self._last_ratio)
+                    minibatches += 1
+            if kl_target > 0 and minibatches:
+                kl = (kl_sum / minibatches).item()
+                self.lr = adapted_lr(self.lr, kl, kl_target)
+                self._set_learning_rate()
+                stats["kl"] = kl
         if self.model.obs_norm is not None:
             # After the update, not before: the batch's log-probabilities were computed by the
             # actors with the statistics the update starts from, and PPO's ratio must start at 1.
@@ -204,7 +217,7 @@ class Learner:
         }
 
     def _set_learning_rate(self) -> None:
-        lr = self.config.lr
+        lr = self.lr
         if self.config.lr_decay_steps > 0:
             lr *= max(0.0, 1.0 - self.steps_learned / self.config.lr_decay_steps)
         for group in self.optimizer.param_groups:
@@ -233,6 +246,7 @@ class Learner:
             vf_clip_param=getattr(cfg, "vf_clip_param", 0.0),
         )
         entropy = distribution.entropy().mean()
+        self._last_ratio = policy.ratio
         loss = policy.loss + cfg.vf_loss_coeff * vf_loss - cfg.entropy_coeff * entropy
 
         self.optimizer.zero_grad(set_to_none=True)
@@ -265,6 +279,7 @@ class Learner:
             "version": self.version,
             "steps_learned": self.steps_learned,
             "return_norm": self.return_norm.state_dict(),
+            "lr": self.lr,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -273,8 +288,24 @@ class Learner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.version = int(state["version"])
         self.steps_learned = int(state.get("steps_learned", 0))
+        self.lr = float(state.get("lr", self.config.lr))
         if "return_norm" in state:
             self.return_norm.load_state_dict(state["return_norm"])
+
+
+LR_BOUNDS = (1e-6, 1e-2)
+"""Where ``kl_target`` may take the learning rate."""
+
+
+def adapted_lr(lr: float, kl: float, kl_target: float) -> float:
+    """The learning rate after a pass whose policy change was ``kl``: 1.5 times lower above
+    twice ``kl_target``, 1.5 times higher below half of it, the same in between; within
+    :data:`LR_BOUNDS`."""
+    if kl > 2.0 * kl_target:
+        lr /= 1.5
+    elif kl < 0.5 * kl_target:
+        lr *= 1.5
+    return min(max(lr, LR_BOUNDS[0]), LR_BOUNDS[1])
 
 
 def take_rows(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

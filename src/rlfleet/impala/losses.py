@@ -40,6 +40,12 @@ def policy_loss(
     return PolicyLoss(-surrogate.mean(), ratio.detach())
 
 
+def approx_kl(ratio: torch.Tensor) -> torch.Tensor:
+    """KL(mu || pi) estimated from the ratios r = pi(a|x) / mu(a|x) of actions drawn from mu:
+    the mean of ``(r - 1) - log r`` (Schulman's k3: unbiased, never negative)."""
+    return ((ratio - 1.0) - torch.log(ratio)).mean()
+
+
 def value_loss(
     values: torch.Tensor,
     value_targets: torch.Tensor,
