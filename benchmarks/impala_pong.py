@@ -79,6 +79,7 @@ class ProgressPrinter:
             f"sample={metrics['sample_throughput']:5.0f}/s  "
             f"learn={metrics['learn_throughput']:6.0f}/s  "
             f"entropy={metrics['entropy']:.2f}  "
+            f"lr={metrics.get('cur_lr', math.nan):.1e}  "
             f"clip={metrics.get('clip_fraction', math.nan):.2f}  "
             f"lag={metrics.get('policy_lag', math.nan):.1f}",
             flush=True,

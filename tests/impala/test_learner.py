@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rlfleet.impala.config import ConfigError, ImpalaConfig, config_class
-from rlfleet.impala.learner import LR_BOUNDS, BatchBuilder, Learner, adapted_lr, take_rows
+from rlfleet.impala.learner import LR_RANGE, BatchBuilder, Learner, adapted_lr, take_rows
 from rlfleet.impala.networks import channels_last_frames
 from rlfleet.impala.sampling import EnvSpec, Rollout, rollout_arrays
 from rlfleet.impala.spaces import ActionSpec
@@ -107,11 +107,12 @@ def test_learning_rate_decays_linearly_over_the_steps_learned():
 
 
 def test_adapted_lr_steps_by_one_and_a_half_within_its_bounds():
-    assert adapted_lr(1e-3, kl=0.05, kl_target=0.01) == pytest.approx(1e-3 / 1.5)
-    assert adapted_lr(1e-3, kl=0.001, kl_target=0.01) == pytest.approx(1.5e-3)
-    assert adapted_lr(1e-3, kl=0.01, kl_target=0.01) == 1e-3  # within [target/2, 2 target]
-    assert adapted_lr(9e-3, kl=0.0, kl_target=0.01) == LR_BOUNDS[1]
-    assert adapted_lr(1e-6, kl=1.0, kl_target=0.01) == LR_BOUNDS[0]
+    bounds = (1e-5, 4e-3)
+    assert adapted_lr(1e-3, kl=0.05, kl_target=0.01, bounds=bounds) == pytest.approx(1e-3 / 1.5)
+    assert adapted_lr(1e-3, kl=0.001, kl_target=0.01, bounds=bounds) == pytest.approx(1.5e-3)
+    assert adapted_lr(1e-3, kl=0.01, kl_target=0.01, bounds=bounds) == 1e-3  # in [t/2, 2t]
+    assert adapted_lr(3e-3, kl=0.0, kl_target=0.01, bounds=bounds) == 4e-3
+    assert adapted_lr(1.2e-5, kl=1.0, kl_target=0.01, bounds=bounds) == 1e-5
 
 
 @pytest.mark.parametrize("kl_target, direction", [(1e-9, "down"), (10.0, "up")])
@@ -123,6 +124,7 @@ def test_kl_target_moves_the_learning_rate_after_each_pass(kl_target, direction)
     stats = learner.update(batch)
     assert stats["kl"] > 0
     expected = 1e-3 / 1.5**2 if direction == "down" else 1e-3 * 1.5**2  # two passes
+    assert LR_RANGE[0] * 1e-3 < expected < LR_RANGE[1] * 1e-3
     assert learner.lr == pytest.approx(expected)
     assert learner.optimizer.param_groups[0]["lr"] == pytest.approx(expected)
     restored = Learner(config, SPEC, torch.device("cpu"))

@@ -112,7 +112,7 @@ class TrainerConfig:
     kl_target: float = 0.0
     """Adapt the learning rate, starting from ``lr``, so that each pass over a train batch
     changes the policy by about this KL (the mean of ``(r - 1) - log r``, r = pi/mu): x1.5
-    after a pass below half of it, /1.5 after one above twice it, within [1e-6, 1e-2]
+    after a pass below half of it, /1.5 after one above twice it, within [lr / 100, 4 lr]
     (rl_games' adaptive schedule); 0 keeps ``lr`` (or its decay)."""
     optimizer: str = "adam"
     """adam or rmsprop."""
