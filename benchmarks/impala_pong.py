@@ -227,13 +227,14 @@ def seeds_table(summaries: dict[int, dict], goal: float, max_steps: int) -> str:
     def shown(value: float, fmt: str) -> str:
         return "not reached" if math.isinf(value) else format(value, fmt)
 
+    rewards = [s["episode_reward_mean"] for s in summaries.values()]
     rows.append(
         f"| **median** | **{shown(statistics.median(steps), ',.0f')}** | "
-        f"**{shown(statistics.median(minutes), '.1f')}** | | | |"
+        f"**{shown(statistics.median(minutes), '.1f')}** | {statistics.median(rewards):.2f} | | |"
     )
     rows.append(
-        f"| **worst** | **{shown(max(steps), ',.0f')}** | **{shown(max(minutes), '.1f')}** | | "
-        f"| {max(s['peak_memory_gib'] for s in summaries.values()):.2f} |"
+        f"| **worst** | **{shown(max(steps), ',.0f')}** | **{shown(max(minutes), '.1f')}** | "
+        f"{min(rewards):.2f} | | {max(s['peak_memory_gib'] for s in summaries.values()):.2f} |"
     )
     return "\n".join(rows) + "\n"
 
