@@ -131,3 +131,29 @@ def test_a_bfloat16_copy_computes_what_the_float32_network_does_up_to_rounding()
     torch.testing.assert_close(low_logits.float(), logits, rtol=0.05, atol=0.002)
     assert inference_dtype("float32") == torch.float32
     assert inference_dtype("auto") in (torch.float32, torch.bfloat16)
+
+
+@pytest.mark.parametrize("network", ["fast42", "nature", "auto"])
+def test_conv_activation_elu_replaces_every_relu_and_keeps_units_alive(network):
+    dim = 84 if network == "nature" else 42
+    model = ModelConfig(dim=dim, network=network, conv_activation="elu")
+    net = build_network((4, dim, dim), 6, model)
+    kinds = {type(m).__name__ for m in net.torso.modules()}
+    assert not kinds & {"ReLU", "ContiguousReLU"} and kinds & {"ELU", "ContiguousELU"}, kinds
+    # Below zero an ELU still passes a gradient (a ReLU's unit there is dead).
+    frames = torch.zeros(2, 4, dim, dim, dtype=torch.uint8)
+    for layer in net.torso:
+        if isinstance(layer, torch.nn.Conv2d):
+            torch.nn.init.constant_(layer.bias, -1.0)
+    logits, value = net(frames)
+    (logits.sum() + value.sum()).backward()
+    first_conv = next(m for m in net.torso if isinstance(m, torch.nn.Conv2d))
+    assert first_conv.bias.grad.abs().sum() > 0
+    relu_net = build_network((4, dim, dim), 6, ModelConfig(dim=dim, network=network))
+    for layer in relu_net.torso:
+        if isinstance(layer, torch.nn.Conv2d):
+            torch.nn.init.constant_(layer.bias, -1.0)
+    logits, value = relu_net(frames)
+    (logits.sum() + value.sum()).backward()
+    first_relu_conv = next(m for m in relu_net.torso if isinstance(m, torch.nn.Conv2d))
+    assert first_relu_conv.bias.grad.abs().sum() == 0  # all dead: what elu avoids

@@ -49,6 +49,9 @@ class ModelConfig:
     """Hidden layer sizes of the MLP used for vector observations."""
     fcnet_activation: str = "tanh"
     """Activation of the MLP's hidden layers: tanh or relu."""
+    conv_activation: str = "relu"
+    """Activation of the image networks: relu or elu (which has no dead units: Pong's seed 2
+    lost most of fast42's ReLU units early and never left -20)."""
     vf_share_layers: bool = False
     """MLP: the value function shares the policy's hidden layers (else it has its own MLP of
     the same sizes, as RLlib's and CleanRL's defaults). Image networks always share."""
@@ -187,6 +190,11 @@ class TrainerConfig:
             raise ConfigError(
                 f"config key 'env_vectorization' must be auto, sync or async, "
                 f"not {self.env_vectorization!r}"
+            )
+        if self.model.conv_activation not in ("relu", "elu"):
+            raise ConfigError(
+                "config key 'model.conv_activation' must be relu or elu, "
+                f"not {self.model.conv_activation!r}"
             )
         if self.model.fcnet_activation not in ("tanh", "relu"):
             raise ConfigError(

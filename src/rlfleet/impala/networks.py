@@ -169,6 +169,21 @@ class ContiguousReLU(nn.Module):
         return torch.relu(x.contiguous())
 
 
+class ContiguousELU(nn.Module):
+    """ELU whose output is stored contiguously (see :class:`ContiguousReLU`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.elu(x.contiguous())
+
+
+def with_activation(torso: nn.Sequential, activation: str) -> nn.Sequential:
+    """``torso`` (an image network's) with its ReLUs made ``activation`` (relu or elu)."""
+    if activation == "relu":
+        return torso
+    swap = {nn.ReLU: nn.ELU, ContiguousReLU: ContiguousELU}
+    return nn.Sequential(*(swap[type(m)]() if type(m) in swap else m for m in torso))
+
+
 def fast42_torso(channels: int) -> tuple[nn.Module, int]:
     """A cheaper torso for 42x42 frames on CPUs: 16@8x8 s4 (padded by 1), 32@4x4 s2, fc 256
     (~4x fewer MACs than vision42).
@@ -294,6 +309,7 @@ def build_network(
     channels, height, width = obs_shape
     if name == "cnn":
         torso, size = cnn_torso(channels, height, width)
+        torso = with_activation(torso, model.conv_activation)
         network = ActorCritic(torso, size, action, image=True)
         return network.to(memory_format=torch.channels_last)
     expected = 84 if name == "nature" else 42
@@ -309,6 +325,7 @@ def build_network(
         "nature": nature_torso,
     }
     torso, size = builders[name](channels)
+    torso = with_activation(torso, model.conv_activation)
     return ActorCritic(torso, size, action, image=True).to(memory_format=torch.channels_last)
 
 
