@@ -147,9 +147,9 @@ class RaySampler:
         self._weights_ref: Any = None
         self._version = -1
         self._pending: dict[Any, Any] = {}  # sample request -> actor
-        self._lost: dict[Any, float] = {}  # lost actor -> when it was last probed
+        self._lost: set[Any] = set()
         self._probes: dict[Any, Any] = {}  # probe call -> lost or stalled actor
-        self._stall_probed: dict[Any, float] = {}  # stalled actor -> when it was last probed
+        self._probed_at: dict[Any, float] = {}  # lost or stalled actor -> when last probed
         self._waiting_since: dict[Any, float] = {}  # actor with requests out -> since when
         self._delivered: set[Any] = set()  # actors that delivered a rollout
         self._stalled: set[Any] = set()
@@ -184,7 +184,7 @@ class RaySampler:
 
     @property
     def healthy_workers(self) -> int:
-        return len(self.actors) - len(self._lost.keys() | self._stalled)
+        return len(self.actors) - len(self._lost | self._stalled)
 
     def fewest_healthy_workers(self) -> int:
         fewest, self._fewest_healthy = self._fewest_healthy, self.healthy_workers
@@ -196,9 +196,8 @@ class RaySampler:
 
         deadline = time.monotonic() + NO_ROLLOUT_TIMEOUT_S
         while True:
-            self._probe_lost()
             self._find_stalled()
-            self._probe_stalled()
+            self._send_probes()
             waiting = [*self._pending, *self._probes]
             timeout = PROBE_INTERVAL_S
             if waiting:
@@ -239,7 +238,7 @@ class RaySampler:
             ray.kill(actor)
         self._pending.clear()
         self._probes.clear()
-        self._stall_probed.clear()
+        self._probed_at.clear()
 
     def _submit(self, actor: Any) -> None:
         self._waiting_since.setdefault(actor, time.monotonic())
@@ -255,7 +254,7 @@ class RaySampler:
             self._waiting_since[actor] = now
         if actor in self._stalled:
             self._stalled.discard(actor)
-            self._stall_probed.pop(actor, None)
+            self._probed_at.pop(actor, None)
             logger.warning(
                 "rollout actor %d delivers again after %.0f s; %d of %d actors sampling",
                 self.actors.index(actor) + 1,
@@ -310,7 +309,8 @@ class RaySampler:
         if actor in self._lost:
             return
         self.worker_failures += 1
-        self._lost[actor] = 0.0
+        self._lost.add(actor)
+        self._probed_at.pop(actor, None)  # probed at once
         self._stalled.discard(actor)
         self._waiting_since.pop(actor, None)
         self._fewest_healthy = min(self._fewest_healthy, self.healthy_workers)
@@ -331,12 +331,13 @@ class RaySampler:
             len(self.actors),
         )
 
-    def _probe_lost(self) -> None:
+    def _send_probes(self) -> None:
+        """Probe each lost or stalled actor (one call at a time, every PROBE_INTERVAL_S)."""
         now = time.monotonic()
         probing = set(self._probes.values())
-        for actor, probed_at in self._lost.items():
-            if actor not in probing and now - probed_at >= PROBE_INTERVAL_S:
-                self._lost[actor] = now
+        for actor in self._lost | self._stalled:
+            if actor not in probing and now - self._probed_at.get(actor, 0.0) >= PROBE_INTERVAL_S:
+                self._probed_at[actor] = now
                 self._probes[actor.get_spec.remote()] = actor
 
     def _probed(self, ref: Any) -> None:
@@ -350,7 +351,8 @@ class RaySampler:
             ray.get(ref)
         except _lost_actor_errors():
             return  # still restarting; probed again later
-        del self._lost[actor]
+        self._lost.discard(actor)
+        self._probed_at.pop(actor, None)
         logger.warning(
             "rollout actor %d is back; %d of %d actors sampling",
             self.actors.index(actor) + 1,
@@ -362,17 +364,6 @@ class RaySampler:
             return
         for _ in range(self._requests_per_actor):
             self._submit(actor)
-
-    def _probe_stalled(self) -> None:
-        now = time.monotonic()
-        probing = set(self._probes.values())
-        for actor in self._stalled:
-            if (
-                actor not in probing
-                and now - self._stall_probed.get(actor, 0.0) >= PROBE_INTERVAL_S
-            ):
-                self._stall_probed[actor] = now
-                self._probes[actor.get_spec.remote()] = actor
 
     def _stall_answered(self, actor: Any, ref: Any) -> None:
         """A stalled actor's probe came back: lost if it failed; its requests made again if
