@@ -26,14 +26,10 @@ def trained_run(trained_cartpole) -> Run:
 
 
 @pytest.fixture(scope="module")
-def served_run(trained_run: Run) -> Run:
-    """The run whose policy ``endpoint`` serves; a module may override it (with a quicker one)."""
-    return trained_run
-
-
-@pytest.fixture(scope="module")
-def endpoint(served_run: Run, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """``rlfleet deploy`` of ``served_run`` on a free port, with the bearer token
+def endpoint(
+    trained_run: Run, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """``rlfleet deploy`` of ``trained_run`` on a free port, with the bearer token
     ``ENDPOINT_TOKEN``; started once per module, stopped (SIGTERM) at its end."""
     folder = tmp_path_factory.mktemp("endpoint")
     token_file = folder / "token"
@@ -41,8 +37,8 @@ def endpoint(served_run: Run, tmp_path_factory: pytest.TempPathFactory) -> Itera
     port = free_port()
     with open(folder / "deploy.log", "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rlfleet.cli.main", "deploy", served_run.id, "--port", str(port), "--token-file", str(token_file)],
-            cwd=served_run.workspace.root, stdout=log, stderr=subprocess.STDOUT, text=True,
+            [sys.executable, "-m", "rlfleet.cli.main", "deploy", trained_run.id, "--port", str(port), "--token-file", str(token_file)],
+            cwd=trained_run.workspace.root, stdout=log, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
 
@@ -60,5 +56,5 @@ def endpoint(served_run: Run, tmp_path_factory: pytest.TempPathFactory) -> Itera
     # A module whose tests end soon after /healthz answers stops the endpoint while serve.run
     # is still returning: Ray's own SIGTERM handler used to end the process on the spot,
     # leaving the serving cluster running.
-    left = [c for c in LocalCluster.all(served_run.workspace) if c.owner.startswith("deploy:")]
+    left = [c for c in LocalCluster.all(trained_run.workspace) if c.owner.startswith("deploy:")]
     assert not left, f"the serving cluster outlived rlfleet deploy: {left}"

@@ -13,7 +13,7 @@ from support import wait_until
 from rlfleet import Workspace
 
 PROCESSES = 8
-STEPS = 150  # two metrics: 300 points per process, in 150 writes
+STEPS = 60  # two metrics: 120 points per process, in 90 writes
 # Each process makes its own run (``Run.get_context()`` outside a submitted run), waits for the
 # start signal so that all of them write at the same moment, then writes once per step.
 LOGGER = """
@@ -52,8 +52,8 @@ def _start_loggers(workspace: Workspace, go: Path) -> list[subprocess.Popen[str]
 
 def test_eight_processes_log_at_once_into_sqlite(workspace, tmp_path):
     """The store is created by the first of eight processes starting together (as after an SDK
-    ``Workspace.init``), then all eight log 150 steps of two metrics (``log`` and ``log_metrics``
-    in turn: 225 writes of 300 points each)."""
+    ``Workspace.init``), then all eight log 60 steps of two metrics (``log`` and ``log_metrics``
+    in turn: 90 writes of 120 points each)."""
     go = tmp_path / "go"
     procs = _start_loggers(workspace, go)
     all_ready = wait_until(
