@@ -9,6 +9,7 @@ import ipaddress
 import json
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,9 +59,7 @@ def workers_up(network: Network, ws: Path) -> list[str]:
     return sorted(name_of[n["name"]] for n in nodes if n["role"] == "worker" and n["alive"])
 
 
-def train(
-    network: Network, ws: Path, stop: dict, *, wait: bool, paced: bool = False
-) -> tuple[int, dict[str, Any]]:
+def train_args(stop: dict, *, paced: bool = False) -> list[str]:
     """``rlfleet train`` of CartPole on the client: the learner on the head, 3 actors on 3
     worker nodes. ``paced``: CartPole at a simulator's pace (envs/paced.py, shipped from the
     client with the run), about 500 agent steps a second for each actor, which leaves this
@@ -73,12 +72,14 @@ def train(
         env = ["--env", "paced:PacedCartPole", "--source-directory", str(ENVS)]
     args = ["--config", json.dumps(config), "--stop", json.dumps(stop), "--json"]
     target = ["--head", "fleet", "--worker", "fleet", "--nodes", "3"]
-    done = rlfleet(
-        network["client"], "train", *env, *args, *target, *(["--wait"] if wait else []),
-        cwd=ws, timeout=600,
-    )  # fmt: skip
-    assert done.stdout.strip(), done.stderr
-    return done.returncode, json.loads(done.stdout)
+    return ["train", *env, *args, *target]
+
+
+def shown_run(done: subprocess.CompletedProcess | tuple[str, str]) -> dict[str, Any]:
+    """What ``rlfleet train --json`` printed (a finished process, or its (stdout, stderr))."""
+    out, err = (done.stdout, done.stderr) if hasattr(done, "stdout") else done
+    assert out.strip(), err
+    return json.loads(out)
 
 
 def actor_starts(log: str) -> list[tuple[int, str]]:
@@ -180,15 +181,16 @@ def test_train_across_hosts_through_a_cut_link_then_to_150_then_the_nodes_go(
     pace, the environment's code shipped from the client). Mid-training the cable of one
     worker host is pulled for 30 s: training goes on with the other two actors, that host's
     actor delivers again once the cable is back; meanwhile a host without the cluster's token
-    cannot join it. Then ``rlfleet train --wait`` to 150 COMPLETES, an actor on each worker
+    cannot join it. Then ``rlfleet train --wait`` to 150 (asked for before the first run is
+    canceled, so that its actors take the nodes over) COMPLETES, an actor on each worker
     host, whole in the client's workspace (through the tracking server); the nodes leave the
     cluster once idle, the head stays (``cluster up`` started it; the next test takes it down).
     Nothing listens beyond each host's own address and loopback."""
     assert workers_up(network, fleet) == []
     started = time.monotonic()
-    code, shown = train(network, fleet, {"time_total_s": 900}, wait=False, paced=True)
-    assert code == 0, shown
-    run = Run(shown["id"], workspace=server["ws"])  # the tracking server's store, read here
+    first = rlfleet(network["client"], *train_args({"time_total_s": 900}, paced=True), cwd=fleet)
+    assert first.returncode == 0, first.stderr
+    run = Run(shown_run(first)["id"], workspace=server["ws"])  # the server's store, read here
 
     def story() -> str:
         log = logs(network, fleet, run.id)
@@ -231,7 +233,14 @@ def test_train_across_hosts_through_a_cut_link_then_to_150_then_the_nodes_go(
     # probe, with this paced environment, it was never heard from again (impala/actors.py).
     assert wait_until(lambda: metric(run, "num_healthy_workers")[-1] == 3.0, 180, 1), story()
     back = time.monotonic()
-    # Canceled before its log is read (the log is whole then; the next run needs the nodes).
+    # The run to 150 is asked for before this one is canceled (and its log read, whole then):
+    # its actors take the worker nodes as this run's free them, before any node is idle.
+    second = network["client"].popen(
+        [sys.executable, "-m", "rlfleet.cli.main", *train_args({"episode_reward_mean": 150}),
+         "--wait"],
+        cwd=fleet, env={k: v for k, v in host_env().items() if not k.startswith("RAY_AUTH")},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
     canceled = rlfleet(network["client"], "runs", "cancel", run.id, cwd=fleet)
     assert canceled.returncode == 0, canceled.stderr
     assert wait_until(lambda: run.status is RunStatus.CANCELED, 60, 1), run.status
@@ -245,8 +254,8 @@ def test_train_across_hosts_through_a_cut_link_then_to_150_then_the_nodes_go(
         assert join.returncode != 0 and "InvalidAuthToken" in out, out[-2000:]
     assert "raylet" not in {p.name() for p in ray_left(network["client"])}  # no node joined
 
-    code, shown = train(network, fleet, {"episode_reward_mean": 150}, wait=True)
-    assert code == 0 and shown["status"] == "COMPLETED", shown["error"]
+    shown = shown_run(second.communicate(timeout=600))
+    assert second.returncode == 0 and shown["status"] == "COMPLETED", shown["error"]
     assert shown["metrics"]["episode_reward_mean"] >= 150
     starts = actor_starts(logs(network, fleet, shown["id"]))
     assert sorted(host for _, host in starts) == WORKERS, starts  # one on each worker host
