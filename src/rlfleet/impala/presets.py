@@ -17,6 +17,7 @@ PONG_2CPU: dict[str, Any] = {
     "minibatch_size": 64,
     "num_sgd_iter": 3,
     "lr": 5e-4,
+    "opt_eps": 1e-5,
     "grad_clip": 0.5,
     "entropy_coeff": 0.01,
     "clip_param": 0.1,
@@ -31,7 +32,11 @@ emulators. The update is APPO-style (PPO's clip, normalised advantages, gradient
 at 0.5), and it is the number of small gradient steps per sample that makes Pong learn in few
 steps: 3 passes in shuffled minibatches of 64 (96 Adam steps of 5e-4 per 2,048 agent steps).
 With minibatches of 320 and 2 passes (8 steps per 1,280), Pong stayed at -20 for 1.8M steps;
-with 2 passes of 64 it climbs at about half the speed of 3. Recent runs reach 18 after
+with 2 passes of 64 it climbs at about half the speed of 3. Adam's epsilon is 1e-5 (as
+CleanRL's and Baselines' PPO on Atari): with PyTorch's 1e-8, seed 2's network died in its first
+two updates (the value's explained variance 0.00 from 40k agent steps on, the policy the same in
+every state) and it stayed at -20 for 1.5M steps; with 1e-5 it learns like the others (-11.75 at
+1.5M; benchmarks/impala_pong.py --seeds, 2026-12-06). Single runs before that reached 18 after
 2.5-2.7M agent steps (15-17 minutes through the platform); the measured runs are in the README."""
 
 CARTPOLE: dict[str, Any] = {
