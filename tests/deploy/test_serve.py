@@ -26,11 +26,14 @@ pytestmark = pytest.mark.cluster
 TOKEN = ENDPOINT_TOKEN
 
 
-def post(url: str, body: bytes | str, token: str | None = TOKEN) -> requests.Response:
-    headers = {"Content-Type": "application/json"}
+def post(
+    url: str, body: bytes | str, token: str | None = TOKEN, headers: dict[str, str] | None = None
+) -> requests.Response:
+    """``POST /act`` as JSON with the bearer ``token``; ``headers`` replace any of those."""
+    sent = {"Content-Type": "application/json"}
     if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return requests.post(f"{url}/act", data=body, headers=headers, timeout=30)
+        sent["Authorization"] = f"Bearer {token}"
+    return requests.post(f"{url}/act", data=body, headers={**sent, **(headers or {})}, timeout=30)
 
 
 def test_act_single_and_batched_with_details(endpoint, trained_run):
@@ -126,17 +129,6 @@ def test_play_through_the_endpoint_matches_evaluate(endpoint, trained_run):
 # 5xx or a hang, and the endpoint stays healthy ------------------------------------------------
 
 
-def post_with_headers(
-    url: str, body: bytes, headers: dict[str, str] | None = None
-) -> requests.Response:
-    headers = {
-        "Content-Type": "application/json",
-        "Authorization": f"Bearer {ENDPOINT_TOKEN}",
-        **(headers or {}),
-    }
-    return requests.post(f"{url}/act", data=body, headers=headers, timeout=30)
-
-
 FUZZ = settings(
     max_examples=150,
     deadline=None,
@@ -161,7 +153,7 @@ def assert_answered(response: requests.Response) -> None:
 
 def assert_healthy(url: str) -> None:
     assert requests.get(f"{url}/healthz", timeout=10).status_code == 200
-    answer = post_with_headers(url, b'{"observation": [0.01, -0.02, 0.03, 0.04]}')
+    answer = post(url, b'{"observation": [0.01, -0.02, 0.03, 0.04]}')
     assert answer.status_code == 200 and answer.json()["action"] in (0, 1), answer.text
 
 
@@ -218,7 +210,7 @@ def _json(value: object) -> bytes:
 )
 @example(body={"observations": [[1e39, 0, 0, 0]], "details": True})
 def test_random_act_requests_get_2xx_or_4xx(endpoint, body):
-    assert_answered(post_with_headers(endpoint["url"], _json(body)))
+    assert_answered(post(endpoint["url"], _json(body)))
 
 
 @FUZZ
@@ -229,7 +221,7 @@ def test_random_act_requests_get_2xx_or_4xx(endpoint, body):
 @example(body=b"\xff\xfe{}")
 @example(body=b'{"observation": [1, 2, 3, 4], "observation": "twice"}')
 def test_random_bytes_get_2xx_or_4xx(endpoint, body):
-    assert_answered(post_with_headers(endpoint["url"], body))
+    assert_answered(post(endpoint["url"], body))
 
 
 @FUZZ
@@ -243,7 +235,7 @@ def test_wrong_tokens_and_content_types(endpoint, token, content_type):
         "Authorization": "" if token is None else f"Bearer {token}",
     }
     try:
-        response = post_with_headers(endpoint["url"], b'{"observation": [0, 0, 0, 0]}', headers)
+        response = post(endpoint["url"], b'{"observation": [0, 0, 0, 0]}', headers=headers)
     except ValueError:  # a header value `requests` itself will not send
         return
     assert_answered(response)
